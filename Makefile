@@ -1,0 +1,42 @@
+# Two commands matter: `make run` serves the bundled model, `make test` runs the tests.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+DATA   ?= ../shared/data
+MODEL  ?= models/ser-default.onnx
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test train lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Stamps: reinstall when pyproject.toml changes.
+$(VENV)/.service: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[trainer,dev]"
+	@touch $@ $(VENV)/.service
+
+run: $(VENV)/.service  ## serve the bundled model on http://$(HOST):$(PORT)
+	SER_HOST=$${SER_HOST:-$(HOST)} SER_PORT=$${SER_PORT:-$(PORT)} $(BIN)/ser-serve
+
+test: $(VENV)/.dev  ## install the test extras and run the suite
+	$(BIN)/python -m pytest
+
+train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
+	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check service trainer tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

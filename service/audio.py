@@ -1,0 +1,177 @@
+"""Decode audio from bytes or a path into canonical mono float32 at one sample rate.
+
+Everything the model sees goes through :func:`decode_audio`: the trainer and the
+service call the same function, so training and serving audio cannot differ.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Canonical rate: 16 kHz is the speech standard (telephony-wideband, ASR corpora) and
+#: keeps everything below 8 kHz, where emotional prosody and formants live.
+CANONICAL_RATE = 16_000
+
+#: Sanity bounds on what a header may claim, checked before anything is allocated.
+MIN_SOURCE_RATE = 1_000
+MAX_SOURCE_RATE = 384_000
+MAX_CHANNELS = 32
+#: Shortest clip that gives a meaningful utterance-level feature vector.
+MIN_DURATION_S = 0.1
+
+SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG/Vorbis", "OGG/Opus", "MP3", "AIFF")
+
+
+class AudioError(ValueError):
+    """The input is not usable audio. ``reason`` is a short machine-readable code."""
+
+    def __init__(self, message: str, *, reason: str = "invalid_audio") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the configured limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="audio_too_long")
+
+
+class UnsupportedFormatError(AudioError):
+    """The bytes are in a container or codec the decoder cannot read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="unsupported_format")
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """Decoded audio: mono float32 ``samples`` of shape ``(n,)`` at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source_rate: int
+    source_channels: int
+    source_format: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
+
+
+Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
+
+
+def _open(source: Source) -> sf.SoundFile:
+    handle: str | os.PathLike[str] | BinaryIO
+    if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise AudioError("The upload is empty (0 bytes).", reason="empty")
+        handle = io.BytesIO(bytes(source))
+    else:
+        handle = source
+    try:
+        return sf.SoundFile(handle)
+    except sf.LibsndfileError as exc:
+        raise UnsupportedFormatError(
+            "Could not read the data as audio "
+            f"(supported: {', '.join(SUPPORTED_FORMATS)}): {exc.error_string.rstrip('.')}."
+        ) from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise UnsupportedFormatError(f"Could not read the data as audio: {exc}.") from exc
+
+
+def decode_audio(
+    source: Source,
+    *,
+    target_rate: int = CANONICAL_RATE,
+    max_duration_s: float | None = None,
+    min_duration_s: float = MIN_DURATION_S,
+) -> Audio:
+    """Decode ``source`` to mono float32 at ``target_rate``.
+
+    Parameters
+    ----------
+    source : bytes or path or binary file object
+        Encoded audio in any format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, ...),
+        any sample rate, any channel count, integer or float samples.
+    target_rate : int, keyword-only
+        Output sample rate in Hz; resampled with soxr (HQ) when the source differs.
+    max_duration_s : float or None, keyword-only
+        Reject audio longer than this (:class:`AudioTooLongError`). Only that many
+        frames are ever read, whatever the header claims.
+    min_duration_s : float, keyword-only
+        Reject audio shorter than this.
+
+    Returns
+    -------
+    Audio
+        ``samples`` has shape ``(n,)``, dtype float32, values finite.
+
+    Raises
+    ------
+    AudioError
+        Not audio, truncated, empty, non-finite samples, or an absurd header.
+    """
+    if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
+        raise ValueError(f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]")
+    with _open(source) as handle:
+        rate, channels, claimed = int(handle.samplerate), int(handle.channels), int(handle.frames)
+        fmt = str(handle.format)
+        if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+            raise AudioError(
+                f"Sample rate {rate} Hz is outside the supported range "
+                f"{MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz.",
+                reason="bad_sample_rate",
+            )
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise AudioError(
+                f"{channels} channels is outside the supported range 1-{MAX_CHANNELS}.",
+                reason="bad_channels",
+            )
+        limit = None if max_duration_s is None else int(max_duration_s * rate) + 1
+        if limit is not None and claimed > limit:
+            raise AudioTooLongError(
+                f"Audio is {claimed / rate:.1f} s long; the limit is {max_duration_s:g} s."
+            )
+        try:
+            # Read at most `limit` frames: a header may lie about its length.
+            frames = handle.read(frames=-1 if limit is None else limit, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
+            raise AudioError(f"The audio data is corrupt or truncated: {exc}.", reason="corrupt") from exc
+    if limit is not None and frames.shape[0] >= limit:
+        raise AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
+    if frames.shape[0] == 0:
+        raise AudioError("The audio contains no samples.", reason="empty")
+    mono = frames.mean(axis=1, dtype=np.float32) if channels > 1 else frames[:, 0]
+    if not np.isfinite(mono).all():
+        raise AudioError("The audio contains NaN or infinite samples.", reason="non_finite")
+    if mono.shape[0] / rate < min_duration_s:
+        raise AudioError(
+            f"Audio is {1000 * mono.shape[0] / rate:.0f} ms long; at least "
+            f"{1000 * min_duration_s:.0f} ms is needed.",
+            reason="too_short",
+        )
+    samples = resample(mono, source_rate=rate, target_rate=target_rate)
+    return Audio(
+        samples=samples,
+        sample_rate=target_rate,
+        source_rate=rate,
+        source_channels=channels,
+        source_format=fmt,
+    )
+
+
+def resample(samples: np.ndarray, *, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample mono float32 ``samples`` of shape ``(n,)``; a no-op when rates match."""
+    if source_rate == target_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    out = soxr.resample(samples, source_rate, target_rate, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)

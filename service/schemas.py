@@ -1,0 +1,28 @@
+"""Response models: they document the API in OpenAPI and pin its shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PredictResponse(BaseModel):
+    label: str = Field(description="The most probable emotion.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
+    probabilities: dict[str, float] = Field(description="Probability of every label.")
+    duration_s: float = Field(description="Duration of the decoded audio in seconds.")
+    model: str = Field(description="Version of the model that answered.")
+    timing_ms: dict[str, float] = Field(description="Time spent per stage, in milliseconds.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    labels: list[str]
+    feature_set: str
+    feature_config: dict[str, Any]
+    created_utc: str | None
+    training_data: dict[str, Any]
+    metrics: dict[str, Any]
+    card: str | None = None

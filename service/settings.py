@@ -1,0 +1,33 @@
+"""Service settings, read from the environment with the ``SER_`` prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The model that ships in the repository (and in the image), next to the package.
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "ser-default.onnx"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SER_", env_file=None, extra="ignore")
+
+    model_path: Path = Field(default=BUNDLED_MODEL, description="ONNX model to serve.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_upload_mb: float = Field(default=20.0, gt=0, description="Largest accepted request body.")
+    max_audio_seconds: float = Field(default=60.0, gt=0, description="Longest accepted clip.")
+    max_inflight: int = Field(
+        default=8, ge=1, description="Concurrent inferences per worker before answering 503."
+    )
+    ort_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads.")
+    warmup: bool = Field(default=True, description="Run one inference before reporting ready.")
+    log_level: str = "INFO"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

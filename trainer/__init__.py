@@ -1,0 +1,1 @@
+"""Offline trainer: corpora, cached features, the Keras model, evaluation and ONNX export."""

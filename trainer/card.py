@@ -1,0 +1,82 @@
+"""The model card: what the model is for, what it was trained on, how well it does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service import contract
+from trainer.network import TrainConfig
+
+KNOWN_LICENCES = {
+    "tess": "TESS (Dupuis & Pichora-Fuller, University of Toronto, 2010), CC BY-NC-ND 4.0, doi:10.5683/SP2/E8H2MF",
+    "ravdess": "RAVDESS (Livingstone & Russo, 2018, PLoS ONE 13(5): e0196391), CC BY-NC-SA 4.0, doi:10.5281/zenodo.1188976",
+}
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def results_table(evaluation: dict[str, Any]) -> str:
+    rows = ["| protocol | held-out data | folds | UA (mean ± sd) | accuracy | macro-F1 |", "|---|---|---|---|---|---|"]
+    for protocol, result in evaluation.items():
+        for group, s in result["summary"].items():
+            rows.append(
+                f"| {protocol} | {group} | {s['folds']} | {_pct(s['unweighted_accuracy'])} ± "
+                f"{_pct(s['unweighted_accuracy_std'])} | {_pct(s['accuracy'])} | {_pct(s['macro_f1'])} |"
+            )
+    return "\n".join(rows)
+
+
+def write_card(
+    path: Path, *, metadata: dict[str, str], evaluation: dict[str, Any], config: TrainConfig,
+    licences: Sequence[str] = (),
+) -> None:
+    data = json.loads(metadata[contract.KEY_TRAINING_DATA])
+    labels = json.loads(metadata[contract.KEY_LABELS])
+    corpora = "\n".join(
+        f"- **{name}**: {info['clips']} clips, {info['speakers']} speakers; labels {info['labels']}. "
+        f"{KNOWN_LICENCES.get(name, 'Licence: as given by its owner.')}"
+        for name, info in data["corpora"].items()
+    )
+    extra = "\n".join(f"- {line}" for line in licences)
+    text = f"""# Model card: {metadata[contract.KEY_MODEL_NAME]}
+
+- Version: `{metadata[contract.KEY_MODEL_VERSION]}` (created {metadata[contract.KEY_CREATED]})
+- Labels, in output order: {", ".join(labels)}
+- Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
+- Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
+  {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; best validation epoch kept;
+  input standardisation inside the graph.
+
+## Licence: non-commercial
+
+This model was trained on corpora licensed for **non-commercial use only**, and inherits that
+restriction. Do not use it commercially.
+
+{corpora}
+{extra}
+
+## Evaluation
+
+UA is unweighted accuracy (mean per-class recall), the primary figure. `random` is the paper's
+stratified 80/20 split: the same speakers appear in training and test, so it measures memory of
+voices. `speaker` holds speakers out (TESS: train on one speaker, test on the other; RAVDESS:
+six folds of four held-out actors), which is what a new user's voice looks like.
+
+{results_table(evaluation)}
+
+Per-fold figures, per-class recall and confusion matrices: `{path.name.replace(".card.md", ".metrics.json")}`.
+
+## Intended use and limits
+
+- For research and prototyping on short (0.5-10 s) single-speaker English speech clips.
+- Trained on *acted* emotions from a few speakers in quiet studios; expect lower accuracy on
+  spontaneous speech, other languages, accents, ages, noisy or compressed audio.
+- Not for decisions about people (hiring, policing, health, credit): emotion inferred from voice
+  is unreliable and culturally variable.
+"""
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,75 @@
+"""``ser-train``: train a model on labelled speech and export it to ONNX with its card."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from service.features import FEATURE_SETS
+from trainer.corpora import CorpusError, default_data_root, load_corpora
+from trainer.extract import default_cache_dir
+from trainer.network import TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser-train",
+        description="Train a speech emotion model, evaluate it, and export ONNX + model card.",
+    )
+    parser.add_argument(
+        "--corpus", action="append", dest="corpora", metavar="SPEC",
+        help="tess, ravdess, tess=PATH, ravdess=PATH or a manifest.csv (path,label[,speaker]); "
+        "repeatable (default: tess and ravdess)",
+    )
+    parser.add_argument("--data-root", type=Path, default=default_data_root(),
+                        help="folder holding tess/ and ravdess/ (default: %(default)s)")
+    parser.add_argument("--calm-as", default="neutral",
+                        help="project label for RAVDESS 'calm', or 'drop' (default: %(default)s)")
+    parser.add_argument("--feature-set", default="mfcc40-mean", choices=sorted(FEATURE_SETS))
+    parser.add_argument("--out", type=Path, default=Path("models/ser-default.onnx"))
+    parser.add_argument("--name", default="ser-default")
+    parser.add_argument("--protocols", default="random,speaker",
+                        help="comma-separated evaluation protocols, or 'none' (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from trainer.pipeline import train_and_export  # heavy imports after --help
+
+    try:
+        clips = load_corpora(
+            args.corpora or ["tess", "ravdess"], data_root=args.data_root,
+            calm_as=None if args.calm_as == "drop" else args.calm_as,
+        )
+    except CorpusError as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
+    config = TrainConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    protocols = [] if args.protocols == "none" else [p.strip() for p in args.protocols.split(",") if p.strip()]
+    result = train_and_export(
+        clips, feature_set=args.feature_set, config=config, out_path=args.out, name=args.name,
+        protocols=protocols, cache_dir=None if args.no_cache else args.cache_dir,
+        workers=args.workers, progress=not args.quiet,
+    )
+    print(f"wrote {result.model_path} (version {result.metadata['ser.model_version']})")
+    for protocol, outcome in result.evaluation.items():
+        for group, summary in outcome["summary"].items():
+            print(f"  {protocol:8s} {group:8s} UA {summary['unweighted_accuracy']:.3f} "
+                  f"± {summary['unweighted_accuracy_std']:.3f}  accuracy {summary['accuracy']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

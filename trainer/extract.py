@@ -1,0 +1,108 @@
+"""Feature extraction over a corpus: parallel, with a progress bar, cached on disk.
+
+The cache key is the file's content hash and the feature configuration, so renaming or
+moving a corpus keeps the cache, and changing the features never reuses stale values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from service.audio import AudioError, decode_audio
+from service.features import config_fingerprint, get_feature_set
+from trainer.corpora import Clip
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser" / "features"))
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def features_for_file(path: Path, feature_set: str) -> np.ndarray:
+    """The features the service would compute for this file (same decode, same features)."""
+    fs = get_feature_set(feature_set)
+    audio = decode_audio(path, target_rate=fs.sample_rate)
+    return fs.extract(audio.samples)
+
+
+def _work(args: tuple[str, str, str | None]) -> tuple[str, np.ndarray | None, str | None]:
+    path, feature_set, cache_file = args
+    try:
+        vector = features_for_file(Path(path), feature_set)
+    except AudioError as exc:
+        return path, None, str(exc)
+    if cache_file is not None:
+        tmp = f"{cache_file}.{os.getpid()}.tmp.npy"
+        np.save(tmp, vector)
+        os.replace(tmp, cache_file)
+    return path, vector, None
+
+
+def extract_corpus(
+    clips: Sequence[Clip],
+    *,
+    feature_set: str,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[Clip]]:
+    """Features of shape ``(n, dim)`` for the clips that decode, and those clips.
+
+    Clips that fail to decode are logged and skipped, never silently mislabelled.
+    """
+    fs = get_feature_set(feature_set)
+    cache_root = None
+    if cache_dir is not None:
+        key = hashlib.sha256(config_fingerprint(fs.to_dict()).encode()).hexdigest()[:16]
+        cache_root = Path(cache_dir) / f"{fs.name}-{key}"
+        cache_root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, np.ndarray] = {}
+    todo: list[tuple[str, str, str | None]] = []
+    for clip in clips:
+        cache_file = None
+        if cache_root is not None:
+            cache_file = str(cache_root / f"{_file_digest(clip.path)}.npy")
+            if os.path.exists(cache_file):
+                results[str(clip.path)] = np.load(cache_file)
+                continue
+        todo.append((str(clip.path), feature_set, cache_file))
+    workers = workers or min(len(todo), os.cpu_count() or 1) or 1
+    failed = 0
+    if todo:
+        bar = tqdm(total=len(todo), desc=f"features {fs.name}", unit="clip", disable=not progress)
+        if workers > 1 and len(todo) > 32:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for path, vector, error in pool.map(_work, todo, chunksize=16):
+                    failed += _collect(results, path, vector, error)
+                    bar.update()
+        else:
+            for item in todo:
+                failed += _collect(results, *_work(item))
+                bar.update()
+        bar.close()
+    if failed:
+        log.warning("%d of %d clips could not be decoded and were skipped", failed, len(clips))
+    kept = [clip for clip in clips if str(clip.path) in results]
+    matrix = np.stack([results[str(clip.path)] for clip in kept]).astype(np.float32)
+    return matrix, kept
+
+
+def _collect(results: dict[str, np.ndarray], path: str, vector: np.ndarray | None, error: str | None) -> int:
+    if vector is None:
+        log.warning("skipping %s: %s", path, error)
+        return 1
+    results[path] = vector
+    return 0

@@ -1,0 +1,129 @@
+"""The Keras networks. Input standardisation lives inside the model, so the exported
+graph takes raw features and the service needs no separate scaler."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a trained model. Saved next to it; seed first."""
+
+    seed: int = 42
+    architecture: str = "paper-mlp"
+    hidden: tuple[int, ...] = (100, 200, 100)
+    dropout: float = 0.5
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.15
+    class_weights: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+
+def seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class Standardise(keras.layers.Layer):
+    """``(x - mean) / std`` with fixed statistics held as non-trainable weights.
+
+    Keras's ``Normalization`` keeps them as captured eager tensors, which tf2onnx turns
+    into extra graph inputs; weights are frozen into constants instead.
+    """
+
+    def __init__(self, mean: Any, std: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._init_mean = np.asarray(mean, dtype="float32")
+        self._init_std = np.asarray(std, dtype="float32")
+
+    def build(self, input_shape: Any) -> None:
+        dim = self._init_mean.shape[-1]
+        self.mean = self.add_weight(shape=(dim,), initializer=keras.initializers.Constant(self._init_mean),
+                                    trainable=False, name="mean")
+        self.inv_std = self.add_weight(shape=(dim,), initializer=keras.initializers.Constant(1.0 / self._init_std),
+                                       trainable=False, name="inv_std")
+
+    def call(self, inputs: Any) -> Any:
+        return (inputs - self.mean) * self.inv_std
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mean": self._init_mean.tolist(), "std": self._init_std.tolist()}
+
+
+def build_mlp(
+    *, input_dim: int, n_labels: int, mean: np.ndarray, std: np.ndarray, config: TrainConfig
+) -> keras.Model:
+    """The paper's MLP: Dense-Dropout blocks and a softmax, after in-graph standardisation."""
+    inputs = keras.Input(shape=(input_dim,), name="features", dtype="float32")
+    x = Standardise(mean, std, name="standardise")(inputs)
+    for i, units in enumerate(config.hidden):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    outputs = keras.layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name=config.architecture)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    n_labels: int,
+    config: TrainConfig,
+    verbose: int = 0,
+) -> keras.Model:
+    """Train from scratch and keep the weights of the best validation epoch."""
+    seed_everything(config.seed)
+    mean = x_fit.mean(axis=0)
+    std = np.maximum(x_fit.std(axis=0), 1e-6)
+    model = build_mlp(input_dim=x_fit.shape[1], n_labels=n_labels, mean=mean, std=std, config=config)
+    class_weight = None
+    if config.class_weights:
+        counts = np.bincount(y_fit, minlength=n_labels).astype(float)
+        weights = counts.sum() / np.maximum(counts, 1) / n_labels
+        class_weight = {i: float(w) for i, w in enumerate(weights)}
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.epochs, restore_best_weights=True, verbose=0
+    )
+    model.fit(
+        x_fit,
+        keras.utils.to_categorical(y_fit, n_labels),
+        validation_data=(x_val, keras.utils.to_categorical(y_val, n_labels)),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        class_weight=class_weight,
+        shuffle=True,
+        callbacks=[best],
+        verbose=verbose,
+    )
+    return model
+
+
+def predict_proba(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model(x.astype(np.float32), training=False))

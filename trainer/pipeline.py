@@ -1,0 +1,142 @@
+"""Train, evaluate under each protocol, train the final model on everything, export."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.contract import EMOTIONS
+from service.features import get_feature_set
+from trainer.card import write_card
+from trainer.corpora import Clip
+from trainer.evaluate import (
+    classification_metrics,
+    expected_calibration_error,
+    iter_protocol,
+    speaker_disjoint_validation,
+    summarise,
+)
+from trainer.extract import extract_corpus
+from trainer.network import TrainConfig, fit, predict_proba
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metadata: dict[str, str]
+    evaluation: dict[str, Any]
+
+
+def data_summary(clips: Sequence[Clip]) -> dict[str, Any]:
+    by_corpus: dict[str, Any] = {}
+    for corpus in sorted({c.corpus for c in clips}):
+        subset = [c for c in clips if c.corpus == corpus]
+        by_corpus[corpus] = {
+            "clips": len(subset),
+            "speakers": len({c.speaker for c in subset}),
+            "labels": dict(sorted(Counter(c.label for c in subset).items())),
+        }
+    return {"clips": len(clips), "corpora": by_corpus}
+
+
+def _train_fold(
+    x: np.ndarray, y: np.ndarray, clips: Sequence[Clip], train_idx: np.ndarray, *,
+    n_labels: int, config: TrainConfig,
+):
+    fit_idx, val_idx = speaker_disjoint_validation(
+        clips, train_idx, fraction=config.validation_fraction, seed=config.seed
+    )
+    model = fit(x[fit_idx], y[fit_idx], x[val_idx], y[val_idx], n_labels=n_labels, config=config)
+    return model, fit_idx, val_idx
+
+
+def evaluate_protocol(
+    protocol: str, x: np.ndarray, y: np.ndarray, clips: Sequence[Clip], labels: Sequence[str], *,
+    config: TrainConfig,
+) -> dict[str, Any]:
+    """Metrics per fold and summarised per corpus of the held-out data."""
+    per_fold: dict[str, Any] = {}
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for fold in iter_protocol(protocol, clips, seed=config.seed):
+        log.info("%s: training fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size)
+        model, _, _ = _train_fold(x, y, clips, fold.train, n_labels=len(labels), config=config)
+        probs = predict_proba(model, x[fold.test])
+        metrics = classification_metrics(
+            [labels[i] for i in y[fold.test]], [labels[i] for i in probs.argmax(axis=1)], labels
+        )
+        metrics["ece"] = expected_calibration_error(probs, y[fold.test])
+        per_fold[fold.name] = metrics
+        group = "all" if protocol == "random" else fold.name.split("-speaker-")[0]
+        grouped[group].append(metrics)
+        log.info("%s %s: UA %.3f, accuracy %.3f", protocol, fold.name, metrics["unweighted_accuracy"], metrics["accuracy"])
+    return {
+        "summary": {group: summarise(items) for group, items in grouped.items()},
+        "folds": {name: {k: v for k, v in m.items() if k != "confusion"} for name, m in per_fold.items()},
+    }
+
+
+def train_and_export(
+    clips: Sequence[Clip],
+    *,
+    feature_set: str,
+    config: TrainConfig,
+    out_path: Path,
+    name: str,
+    protocols: Sequence[str] = ("random", "speaker"),
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    licences: Sequence[str] = (),
+) -> TrainResult:
+    from trainer.export import export_model  # TensorFlow/tf2onnx only when exporting
+
+    fs = get_feature_set(feature_set)
+    x, kept = extract_corpus(clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress)
+    present = {c.label for c in kept}
+    labels = [label for label in EMOTIONS if label in present]
+    unknown = present - set(labels)
+    if unknown:
+        raise ValueError(f"labels outside the product's emotions: {sorted(unknown)}")
+    y = np.array([labels.index(c.label) for c in kept])
+    evaluation = {
+        protocol: evaluate_protocol(protocol, x, y, kept, labels, config=config) for protocol in protocols
+    }
+    log.info("training the final model on all %d clips", len(kept))
+    model, fit_idx, val_idx = _train_fold(x, y, kept, np.arange(len(kept)), n_labels=len(labels), config=config)
+    mean = x[fit_idx].mean(axis=0)
+    std = np.maximum(x[fit_idx].std(axis=0), 1e-6)
+    summary = data_summary(kept)
+    metrics = {
+        protocol: result["summary"] for protocol, result in evaluation.items()
+    }
+    meta = export_model(
+        model,
+        path=out_path,
+        name=name,
+        labels=labels,
+        feature_set=fs,
+        mean=mean,
+        std=std,
+        parity_features=x[val_idx],
+        training_data=summary,
+        metrics=metrics,
+    )
+    stem = out_path.with_suffix("")
+    Path(f"{stem}.train.json").write_text(
+        json.dumps({"config": config.to_dict(), "feature_set": fs.to_dict(), "protocols": list(protocols)}, indent=2) + "\n"
+    )
+    Path(f"{stem}.metrics.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
+    write_card(
+        out_path.with_suffix(".card.md"), metadata=meta, evaluation=evaluation, config=config,
+        licences=licences,
+    )
+    return TrainResult(out_path, meta, evaluation)
