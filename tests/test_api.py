@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.contract import EMOTIONS
+from service.settings import Settings
+from tests.helpers import encode, tone
+
+
+def _post(client: TestClient, data: bytes, name: str = "clip.wav"):
+    return client.post("/predict", files={"file": (name, data, "application/octet-stream")})
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "rate"),
+    [("WAV", "PCM_16", 16_000), ("FLAC", "PCM_24", 44_100), ("OGG", "VORBIS", 22_050), ("WAV", "FLOAT", 48_000)],
+)
+def test_predict_happy_path(client: TestClient, fmt: str, subtype: str, rate: int) -> None:
+    response = _post(client, encode(tone(seconds=1.5, rate=rate), rate=rate, format=fmt, subtype=subtype))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body["probabilities"]) == set(EMOTIONS)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert body["label"] == max(body["probabilities"], key=body["probabilities"].get)
+    assert body["confidence"] == pytest.approx(body["probabilities"][body["label"]])
+    assert body["duration_s"] == pytest.approx(1.5, abs=0.05)
+    assert body["model"] == "tiny-0"
+    assert {"decode", "features", "inference", "total"} <= set(body["timing_ms"])
+    assert response.headers["x-request-id"]
+
+
+def test_prediction_equals_the_model_run_in_process(client: TestClient) -> None:
+    samples = tone(freq=330.0, seconds=1.0)
+    body = _post(client, encode(samples, subtype="FLOAT")).json()
+    model = client.app.state.model
+    expected = model.predict(samples)
+    for label, p in expected.probabilities.items():
+        assert body["probabilities"][label] == pytest.approx(p, abs=1e-6)
+
+
+ERRORS = [
+    ("not audio", b"hello, world" * 100, 415, "unsupported_format"),
+    ("empty file", b"", 422, "empty"),
+    ("too short", encode(np.zeros(100, dtype=np.float32)), 422, "too_short"),
+    ("NaN samples", encode(np.full(8000, np.nan, dtype=np.float32), subtype="FLOAT"), 422, "non_finite"),
+    ("too long", encode(tone(seconds=6.0, rate=8_000), rate=8_000), 413, "audio_too_long"),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_predict_bad_input_gets_a_clear_4xx(client: TestClient, case: str, data: bytes, status: int, code: str) -> None:
+    response = _post(client, data)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code
+    assert isinstance(body["detail"], str) and body["detail"]
+
+
+def test_missing_file_field_is_422(client: TestClient) -> None:
+    response = client.post("/predict", data={"other": "x"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+    response = client.post("/predict", content=b"raw bytes", headers={"content-type": "text/plain"})
+    assert response.status_code == 422
+
+
+def test_upload_over_the_size_limit_is_413(client: TestClient) -> None:
+    big = encode(tone(seconds=4.0, rate=48_000), rate=48_000, subtype="FLOAT")  # ~770 KB
+    big = big + b"\0" * (1024 * 1024)  # over the fixture's 1 MB limit
+    response = _post(client, big)
+    assert response.status_code == 413
+    assert response.json()["error"] == "upload_too_large"
+    # The service is still fine afterwards.
+    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+
+
+def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
+    for _ in range(3):
+        assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+    _post(client, b"garbage" * 50)
+    body = client.get("/metrics").json()
+    assert body["model"]["version"] == "tiny-0"
+    assert body["model"]["evaluation"] == {"random": {"all": {"accuracy": 0.5}}}
+    service = body["service"]
+    assert service["requests"]["/predict"] == {"200": 3, "415": 1}
+    assert service["errors"]["unsupported_format"] == 1
+    assert service["latency_ms"]["total"]["count"] == 3
+    assert service["latency_ms"]["total"]["p50"] > 0
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_not_ready_before_lifespan(settings: Settings) -> None:
+    app = create_app(settings)
+    client = TestClient(app, raise_server_exceptions=False)  # no `with`: lifespan not run
+    assert client.get("/readyz").status_code == 503
+    response = _post(client, encode(tone(seconds=1.0)))
+    assert response.status_code == 503 and response.json()["error"] == "not_ready"
+
+
+def test_model_endpoint_describes_the_contract(client: TestClient) -> None:
+    body = client.get("/v1/model").json()
+    assert body["labels"] == list(EMOTIONS)
+    assert body["feature_set"] == "mfcc40-mean"
+    assert body["feature_config"]["n_mfcc"] == 40
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_a_real_bug_is_a_logged_json_500(client: TestClient, monkeypatch, caplog) -> None:
+    def broken(features):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(client.app.state.model, "predict_proba", broken)
+    response = _post(client, encode(tone(seconds=1.0)))
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "boom" not in response.text
+    assert any("unhandled error" in r.message for r in caplog.records)
+
+
+def test_overload_answers_503_with_retry_after(client: TestClient) -> None:
+    limiter = client.app.state.limiter
+    held = [limiter.__enter__() for _ in range(client.app.state.settings.max_inflight)]
+    try:
+        response = _post(client, encode(tone(seconds=1.0)))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        for slot in held:
+            slot.__exit__(None, None, None)
+    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+
+
+def test_app_refuses_to_start_with_a_bad_model(tmp_path) -> None:
+    from service.model import ModelContractError
+
+    app = create_app(Settings(model_path=tmp_path / "missing.onnx"))
+    with pytest.raises(ModelContractError), TestClient(app):
+        pass

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from service import contract
+from service.features import get_feature_set
+from service.model import ModelContractError, load_model
+from tests.helpers import make_onnx_model, tone
+
+
+def test_valid_model_loads_and_predicts(tiny_model) -> None:
+    model = load_model(tiny_model)
+    assert model.labels == contract.EMOTIONS
+    assert model.feature_set.name == "mfcc40-mean"
+    prediction = model.predict(tone(seconds=1.0))
+    assert prediction.label in contract.EMOTIONS
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_label_order_follows_the_metadata(tmp_path) -> None:
+    labels = ("sad", "happy", "angry")
+    bias = np.array([0.0, 5.0, 0.0])  # always the second output
+    weights = np.zeros((40, 3))
+    model = load_model(make_onnx_model(tmp_path / "m.onnx", labels=labels, weights=weights, bias=bias))
+    assert model.predict(tone(seconds=1.0)).label == "happy"
+
+
+def test_batch_prediction_has_dynamic_batch(tiny_model) -> None:
+    model = load_model(tiny_model)
+    fs = get_feature_set("mfcc40-mean")
+    batch = np.stack([fs.extract(tone(freq=f, seconds=1.0)) for f in (100.0, 200.0, 300.0)])
+    assert model.predict_proba(batch).shape == (3, 7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drop_keys": [contract.KEY_LABELS]}, "lacks contract metadata"),
+        ({"drop_keys": [contract.KEY_FEATURE_CONFIG]}, "lacks contract metadata"),
+        ({"metadata_overrides": {contract.KEY_CONTRACT: "99"}}, "contract"),
+        ({"metadata_overrides": {contract.KEY_FEATURE_SET: "mfcc13-mean"}}, "unknown feature set"),
+        ({"labels": ("angry", "bored")}, "labels"),
+        ({"labels": ("angry", "angry")}, "labels"),
+        ({"input_dim": 13}, "input of shape"),
+        ({"metadata_overrides": {contract.KEY_METRICS: "{not json"}}, "malformed"),
+    ],
+)
+def test_mismatching_models_are_refused(tmp_path, kwargs, message) -> None:
+    path = make_onnx_model(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelContractError, match=message):
+        load_model(path)
+
+
+def test_drifted_feature_config_is_refused(tmp_path) -> None:
+    config = get_feature_set("mfcc40-mean").to_dict()
+    config["spectral"]["hop_length"] = 256
+    path = make_onnx_model(
+        tmp_path / "drift.onnx", metadata_overrides={contract.KEY_FEATURE_CONFIG: json.dumps(config)}
+    )
+    with pytest.raises(ModelContractError, match="drift"):
+        load_model(path)
+
+
+def test_missing_and_corrupt_files_are_refused(tmp_path) -> None:
+    with pytest.raises(ModelContractError, match="not found"):
+        load_model(tmp_path / "none.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx file")
+    with pytest.raises(ModelContractError, match="cannot load"):
+        load_model(junk)
