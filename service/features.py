@@ -6,8 +6,9 @@ whose recorded configuration differs from the one defined here, so training and
 serving features cannot drift.
 
 The spectral front end is librosa's (its mel filterbank, its dB scaling, its DCT), computed
-with precomputed matrices and one batched real FFT; ``tests/test_features.py`` checks it
-against ``librosa.feature.mfcc`` within a stated tolerance.
+with precomputed matrices and one batched real FFT, without importing librosa at serving
+time; ``tests/test_features.py`` checks it against ``librosa.feature.mfcc`` and
+``librosa.filters.mel`` within stated tolerances.
 """
 
 from __future__ import annotations
@@ -68,6 +69,123 @@ class MfccStatsConfig:
         return out
 
 
+def _hz_to_mel(freqs: np.ndarray, *, htk: bool) -> np.ndarray:
+    if htk:
+        return 2595.0 * np.log10(1.0 + freqs / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above.
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    linear = freqs / f_sp
+    return np.where(
+        freqs >= min_log_hz,
+        min_log_mel + np.log(np.maximum(freqs, min_log_hz) / min_log_hz) / logstep,
+        linear,
+    )
+
+
+def _mel_to_hz(mels: np.ndarray, *, htk: bool) -> np.ndarray:
+    if htk:
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(
+        mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels
+    )
+
+
+def mel_filterbank(
+    *,
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    norm: str | None = "slaney",
+) -> np.ndarray:
+    """Triangular mel filters of shape ``(n_mels, n_fft // 2 + 1)``, float32.
+
+    The same matrix as ``librosa.filters.mel`` (checked in the tests), computed here so that
+    serving never imports librosa: its import pulls in numba, which needs a writable cache
+    directory (unavailable on a read-only container filesystem) and costs start-up time.
+    """
+    if norm not in ("slaney", None):
+        raise FeatureError(f"unsupported mel norm {norm!r}")
+    fmax = sample_rate / 2.0 if fmax is None else fmax
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = _mel_to_hz(
+        np.linspace(
+            _hz_to_mel(np.array(fmin), htk=htk), _hz_to_mel(np.array(fmax), htk=htk), n_mels + 2
+        ),
+        htk=htk,
+    )
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    if norm == "slaney":
+        weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+class SpectralFrontend:
+    """STFT power, log-mel and MFCC frames in librosa's terms, with precomputed matrices."""
+
+    def __init__(self, spectral: SpectralConfig, *, n_mfcc: int) -> None:
+        self.spectral = spectral
+        self.n_mfcc = n_mfcc
+
+    @cached_property
+    def window(self) -> np.ndarray:
+        spec = self.spectral
+        win = scipy.signal.get_window(spec.window, spec.win_length, fftbins=True)
+        left = (spec.n_fft - spec.win_length) // 2
+        padded = np.zeros(spec.n_fft, dtype=np.float64)
+        padded[left : left + spec.win_length] = win
+        return padded.astype(np.float32)
+
+    @cached_property
+    def mel_dct(self) -> tuple[np.ndarray, np.ndarray]:
+        spec = self.spectral
+        mel = mel_filterbank(
+            sample_rate=spec.sample_rate,
+            n_fft=spec.n_fft,
+            n_mels=spec.n_mels,
+            fmin=spec.fmin,
+            fmax=spec.fmax,
+            htk=spec.mel_htk,
+            norm=spec.mel_norm,
+        )
+        dct = scipy.fft.dct(np.eye(spec.n_mels), type=2, norm="ortho", axis=0)[: self.n_mfcc]
+        # Transposed so frames @ matrix works on (frames, bins) without copies.
+        return np.ascontiguousarray(mel.T), np.ascontiguousarray(dct.T.astype(np.float32))
+
+    def power(self, samples: np.ndarray) -> np.ndarray:
+        """Power spectrogram of shape ``(frames, n_fft // 2 + 1)``."""
+        spec = self.spectral
+        y = _validated(samples)
+        if spec.center:
+            y = np.pad(y, spec.n_fft // 2, mode=spec.pad_mode)  # type: ignore[call-overload]
+        if y.shape[0] < spec.n_fft:
+            raise FeatureError(f"signal of {samples.shape[0]} samples is shorter than n_fft")
+        frames = np.lib.stride_tricks.sliding_window_view(y, spec.n_fft)[:: spec.hop_length]
+        stft = np.fft.rfft(frames * self.window, axis=1)
+        return np.abs(stft).astype(np.float32) ** spec.power
+
+    def log_mel(self, power: np.ndarray) -> np.ndarray:
+        """``power_to_db`` of the mel spectrogram, shape ``(frames, n_mels)``."""
+        spec = self.spectral
+        db = 10.0 * np.log10(np.maximum(power @ self.mel_dct[0], spec.db_amin))
+        if spec.top_db is not None:
+            db = np.maximum(db, db.max() - spec.top_db)
+        return db
+
+    def mfcc(self, samples: np.ndarray) -> np.ndarray:
+        """MFCC matrix of shape ``(frames, n_mfcc)`` for mono ``samples`` of shape ``(n,)``."""
+        return (self.log_mel(self.power(samples)) @ self.mel_dct[1]).astype(np.float32)
+
+
 class MfccStats:
     """MFCCs of the whole utterance pooled over time into one vector.
 
@@ -79,6 +197,7 @@ class MfccStats:
         if unknown:
             raise FeatureError(f"unknown statistics {sorted(unknown)}")
         self.config = config
+        self.frontend = SpectralFrontend(config.spectral, n_mfcc=config.n_mfcc)
 
     @property
     def name(self) -> str:
@@ -95,51 +214,9 @@ class MfccStats:
     def to_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
-    @cached_property
-    def _window(self) -> np.ndarray:
-        spec = self.config.spectral
-        win = scipy.signal.get_window(spec.window, spec.win_length, fftbins=True)
-        left = (spec.n_fft - spec.win_length) // 2
-        padded = np.zeros(spec.n_fft, dtype=np.float64)
-        padded[left : left + spec.win_length] = win
-        return padded.astype(np.float32)
-
-    @cached_property
-    def _mel_dct(self) -> tuple[np.ndarray, np.ndarray]:
-        import librosa  # only the filterbank; imported lazily to keep start-up cheap
-
-        spec = self.config.spectral
-        mel = librosa.filters.mel(
-            sr=spec.sample_rate,
-            n_fft=spec.n_fft,
-            n_mels=spec.n_mels,
-            fmin=spec.fmin,
-            fmax=spec.fmax,
-            htk=spec.mel_htk,
-            norm=spec.mel_norm,
-            dtype=np.float32,
-        )
-        dct = scipy.fft.dct(np.eye(spec.n_mels), type=2, norm="ortho", axis=0)[: self.config.n_mfcc]
-        # Transposed so frames @ matrix works on (frames, bins) without copies.
-        return np.ascontiguousarray(mel.T), np.ascontiguousarray(dct.T.astype(np.float32))
-
     def mfcc(self, samples: np.ndarray) -> np.ndarray:
         """MFCC matrix of shape ``(frames, n_mfcc)`` for mono ``samples`` of shape ``(n,)``."""
-        spec = self.config.spectral
-        y = _validated(samples)
-        if spec.center:
-            y = np.pad(y, spec.n_fft // 2, mode=spec.pad_mode)  # type: ignore[call-overload]
-        if y.shape[0] < spec.n_fft:
-            raise FeatureError(f"signal of {samples.shape[0]} samples is shorter than n_fft")
-        frames = np.lib.stride_tricks.sliding_window_view(y, spec.n_fft)[:: spec.hop_length]
-        stft = np.fft.rfft(frames * self._window, axis=1)
-        power = np.abs(stft).astype(np.float32) ** spec.power
-        mel_t, dct_t = self._mel_dct
-        mel = power @ mel_t
-        db = 10.0 * np.log10(np.maximum(mel, spec.db_amin))
-        if spec.top_db is not None:
-            db = np.maximum(db, db.max() - spec.top_db)
-        return (db @ dct_t).astype(np.float32)
+        return self.frontend.mfcc(samples)
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Feature vector of shape ``(dim,)``, float32, for mono ``samples`` of shape ``(n,)``."""
@@ -148,6 +225,196 @@ class MfccStats:
         for stat in self.config.statistics:
             parts.append(mfcc.mean(axis=0) if stat == "mean" else mfcc.std(axis=0))
         return np.concatenate(parts).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SpeechStatsConfig:
+    """Utterance statistics of spectrum, prosody and voice quality over speech frames."""
+
+    name: str
+    version: int
+    spectral: SpectralConfig
+    n_mfcc: int = 30
+    delta_width: int = 5
+    # Frames more than this many dB below the loudest frame are silence and not pooled.
+    silence_db: float = 40.0
+    f0_min: float = 60.0
+    f0_max: float = 500.0
+    f0_frame_length: int = 640
+    voicing_threshold: float = 0.45
+    rolloff: float = 0.85
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["kind"] = "speech-stats"
+        return out
+
+
+class SpeechStats:
+    """A fixed-length description of how an utterance is spoken.
+
+    Pooled over speech frames only (silence says little about emotion and a lot about the
+    recording): MFCC mean, standard deviation and delta standard deviation; spectral
+    centroid, bandwidth, flatness and roll-off; frame energy relative to the loudest frame;
+    zero-crossing rate; F0 statistics from a normalised-autocorrelation pitch tracker (in
+    octaves, so they are ratios, not Hz); voiced fraction; a speaking-rate proxy
+    (energy peaks per second). Output shape ``(dim,)``; see :meth:`names`.
+    """
+
+    def __init__(self, config: SpeechStatsConfig) -> None:
+        self.config = config
+        self.frontend = SpectralFrontend(config.spectral, n_mfcc=config.n_mfcc)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.spectral.sample_rate
+
+    def names(self) -> list[str]:
+        c = self.config.n_mfcc
+        return (
+            [f"mfcc{i}_mean" for i in range(c)]
+            + [f"mfcc{i}_std" for i in range(c)]
+            + [f"dmfcc{i}_std" for i in range(c)]
+            + [f"{f}_{s}" for f in ("centroid", "bandwidth", "flatness", "rolloff") for s in ("mean", "std")]
+            + ["energy_mean", "energy_std", "energy_p10", "energy_p90", "denergy_std"]
+            + ["zcr_mean", "zcr_std"]
+            + ["f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range", "f0_slope"]
+            + ["voiced_fraction", "energy_peaks_per_s"]
+        )
+
+    @property
+    def dim(self) -> int:
+        return len(self.names())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    @cached_property
+    def _f0_tables(self) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+        cfg = self.config
+        n = cfg.f0_frame_length
+        window = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
+        lag_hi_ = int(np.ceil(self.sample_rate / cfg.f0_min))
+        # Linear (not circular) autocorrelation up to lag_hi needs n + lag_hi points.
+        nfft = 1 << int(np.ceil(np.log2(n + lag_hi_ + 2)))
+        lag_lo = int(np.floor(self.sample_rate / cfg.f0_max))
+        lag_hi = int(np.ceil(self.sample_rate / cfg.f0_min))
+        # Dividing by the window's own autocorrelation undoes its taper (Boersma, 1993).
+        window_ac = np.fft.irfft(np.abs(np.fft.rfft(window, nfft)) ** 2)[: lag_hi + 2]
+        window_ac = np.maximum(window_ac / window_ac[0], 1e-3).astype(np.float32)
+        return window, window_ac, nfft, lag_lo, lag_hi
+
+    def _pitch(self, y: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """F0 in Hz and voicing strength per frame, both of shape ``(n_frames,)``."""
+        window, window_ac, nfft, lag_lo, lag_hi = self._f0_tables
+        n = self.config.f0_frame_length
+        hop = self.config.spectral.hop_length
+        padded = np.pad(y, n // 2)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop][:n_frames]
+        frames = (frames - frames.mean(axis=1, keepdims=True)) * window
+        spectrum = np.fft.rfft(frames, nfft, axis=1)
+        ac = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, nfft, axis=1)[:, : lag_hi + 2]
+        ac = ac / np.maximum(ac[:, :1], 1e-12) / window_ac
+        search = ac[:, lag_lo : lag_hi + 1]
+        # The shortest lag within 10% of the best peak, then its local maximum: avoids the
+        # octave-down errors that a plain argmax makes at multiples of the period.
+        first = np.argmax(search >= 0.9 * search.max(axis=1, keepdims=True), axis=1)
+        reach = 8
+        padded_search = np.pad(search, ((0, 0), (0, reach)), constant_values=-np.inf)
+        neighbourhood = np.lib.stride_tricks.sliding_window_view(padded_search, reach + 1, axis=1)
+        best = first + np.argmax(neighbourhood[np.arange(search.shape[0]), first], axis=1)
+        strength = search[np.arange(search.shape[0]), best]
+        lag = (best + lag_lo).astype(np.float64)
+        # Parabolic interpolation around the peak for sub-sample lag precision.
+        inner = (best > 0) & (best < search.shape[1] - 1)
+        rows = np.flatnonzero(inner)
+        a, b, c = search[rows, best[rows] - 1], search[rows, best[rows]], search[rows, best[rows] + 1]
+        denom = a - 2 * b + c
+        shift = np.where(np.abs(denom) > 1e-9, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
+        lag[rows] += np.clip(shift, -0.5, 0.5)
+        return self.sample_rate / lag, strength
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Feature vector of shape ``(dim,)``, float32, for mono ``samples`` of shape ``(n,)``."""
+        cfg = self.config
+        spec = cfg.spectral
+        y = _validated(samples)
+        power = self.frontend.power(y)
+        log_mel = self.frontend.log_mel(power)
+        mfcc = log_mel @ self.frontend.mel_dct[1]
+        energy = 10.0 * np.log10(np.maximum(power.sum(axis=1), spec.db_amin))
+        speech = energy > energy.max() - cfg.silence_db
+        if speech.sum() < 3:
+            speech[:] = True
+        frame_s = spec.hop_length / self.sample_rate
+
+        delta = _delta(mfcc, width=cfg.delta_width)[speech]
+        m = mfcc[speech]
+        p = power[speech]
+        freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / self.sample_rate).astype(np.float32) / 1000.0
+        total = p.sum(axis=1) + 1e-10
+        centroid = p @ freqs / total
+        bandwidth = np.sqrt(np.maximum(p @ freqs**2 / total - centroid**2, 0.0))
+        flatness = np.exp(np.log(p + 1e-10).mean(axis=1)) / (p.mean(axis=1) + 1e-10)
+        cumulative = np.cumsum(p, axis=1)
+        rolloff = freqs[np.argmax(cumulative >= cfg.rolloff * cumulative[:, -1:], axis=1)]
+        relative_energy = energy[speech] - energy.max()
+        denergy = _delta(energy[:, None], width=cfg.delta_width)[speech, 0]
+
+        padded = np.pad(y, spec.win_length // 2)
+        time_frames = np.lib.stride_tricks.sliding_window_view(padded, spec.win_length)[:: spec.hop_length]
+        time_frames = time_frames[: power.shape[0]]
+        signs = np.signbit(time_frames)
+        zcr = (signs[:, 1:] != signs[:, :-1]).mean(axis=1)[speech[: time_frames.shape[0]]]
+
+        f0, strength = self._pitch(y, power.shape[0])
+        voiced = speech & (strength > cfg.voicing_threshold)
+        if voiced.sum() >= 3:
+            octaves = np.log2(f0[voiced] / 100.0)
+            t = np.flatnonzero(voiced) * frame_s
+            p10, p50, p90 = np.percentile(octaves, [10, 50, 90])
+            slope = np.polyfit(t, octaves, 1)[0] if np.ptp(t) > 0 else 0.0
+            f0_stats = [octaves.mean(), octaves.std(), p10, p50, p90, p90 - p10, slope]
+        else:
+            f0_stats = [0.0] * 7
+
+        smoothed = np.convolve(energy, np.ones(5) / 5, mode="same")
+        peaks = (
+            (smoothed[1:-1] > smoothed[:-2])
+            & (smoothed[1:-1] >= smoothed[2:])
+            & speech[1:-1]
+            & (smoothed[1:-1] > energy.max() - cfg.silence_db / 2)
+        )
+        speech_seconds = max(speech.sum() * frame_s, frame_s)
+
+        parts = [
+            m.mean(axis=0), m.std(axis=0), delta.std(axis=0),
+            [centroid.mean(), centroid.std(), bandwidth.mean(), bandwidth.std(),
+             flatness.mean(), flatness.std(), rolloff.mean(), rolloff.std()],
+            [relative_energy.mean(), relative_energy.std(), *np.percentile(relative_energy, [10, 90]),
+             denergy.std()],
+            [zcr.mean(), zcr.std()],
+            f0_stats,
+            [voiced.sum() / speech.sum(), peaks.sum() / speech_seconds],
+        ]
+        return np.concatenate([np.asarray(part, dtype=np.float64).ravel() for part in parts]).astype(np.float32)
+
+
+def _delta(frames: np.ndarray, *, width: int) -> np.ndarray:
+    """Regression deltas over time (librosa.feature.delta's formula) for ``(frames, dims)``."""
+    half = width // 2
+    padded = np.pad(frames, ((half, half), (0, 0)), mode="edge")
+    weights = np.arange(-half, half + 1, dtype=np.float32)
+    out = np.zeros_like(frames, dtype=np.float32)
+    n = frames.shape[0]
+    for k, w in zip(range(width), weights, strict=True):
+        if w:
+            out += w * padded[k : k + n]
+    return out / float(np.sum(weights**2))
 
 
 def _validated(samples: np.ndarray) -> np.ndarray:
@@ -161,13 +428,23 @@ def _validated(samples: np.ndarray) -> np.ndarray:
     return y
 
 
-FeatureSet = MfccStats
+FeatureSet = MfccStats | SpeechStats
 
 #: The registry. A model names its feature set; the service looks it up here.
 FEATURE_SETS: dict[str, FeatureSet] = {
     # The paper: librosa.feature.mfcc(n_mfcc=40) with librosa's defaults, mean over time.
     "mfcc40-mean": MfccStats(
         MfccStatsConfig(name="mfcc40-mean", version=1, spectral=SpectralConfig(), n_mfcc=40)
+    ),
+    # 25 ms windows every 10 ms, the speech standard; pooled over speech frames only.
+    "speech-stats-v1": SpeechStats(
+        SpeechStatsConfig(
+            name="speech-stats-v1",
+            version=1,
+            spectral=SpectralConfig(
+                n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
+            ),
+        )
     ),
 }
 
