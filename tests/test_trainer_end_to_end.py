@@ -51,14 +51,14 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(synthetic_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     from trainer.corpora import read_manifest
-    from trainer.network import TrainConfig
+    from trainer.config import TrainConfig
     from trainer.pipeline import train_and_export
 
     out = tmp_path_factory.mktemp("model") / "synthetic.onnx"
     result = train_and_export(
         read_manifest(synthetic_corpus),
         feature_set="mfcc40-mean",
-        config=TrainConfig(seed=7, epochs=40, batch_size=16),
+        config=TrainConfig(seed=7, epochs=40, batch_size=16, augmentations=("speed1.1", "white@20")),
         out_path=out,
         name="synthetic",
         protocols=("speaker",),
@@ -72,6 +72,9 @@ def test_export_carries_the_contract_and_artifacts(trained) -> None:
     assert json.loads(meta[contract.KEY_LABELS]) == ["angry", "happy", "neutral", "sad"]
     metrics = json.loads(meta[contract.KEY_METRICS])
     assert metrics["export_parity_max_abs_diff"] <= 1e-5
+    # Calibration is fitted on held-out speakers and baked into the graph.
+    assert float(meta[contract.KEY_TEMPERATURE]) == pytest.approx(metrics["temperature"], rel=1e-5)
+    assert 0.05 <= metrics["temperature"] <= 20
     assert metrics["speaker"]["manifest"]["folds"] == 4
     assert json.loads(meta[contract.KEY_TRAINING_DATA])["clips"] == 160
     stem = trained.model_path.with_suffix("")
@@ -103,7 +106,7 @@ def test_served_model_classifies_unseen_speakers(trained) -> None:
 
 def test_training_is_reproducible(synthetic_corpus: Path, tmp_path) -> None:
     from trainer.corpora import read_manifest
-    from trainer.network import TrainConfig
+    from trainer.config import TrainConfig
     from trainer.pipeline import train_and_export
 
     versions = []

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service import contract
-from trainer.network import TrainConfig
+from trainer.config import TrainConfig
 
 KNOWN_LICENCES = {
     "tess": "TESS (Dupuis & Pichora-Fuller, University of Toronto, 2010), CC BY-NC-ND 4.0, doi:10.5683/SP2/E8H2MF",

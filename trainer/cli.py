@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from service.features import FEATURE_SETS
 from trainer.corpora import CorpusError, default_data_root, load_corpora
 from trainer.extract import default_cache_dir
-from trainer.network import TrainConfig
+from trainer.recipes import DEFAULT_RECIPE, RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,14 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding tess/ and ravdess/ (default: %(default)s)")
     parser.add_argument("--calm-as", default="neutral",
                         help="project label for RAVDESS 'calm', or 'drop' (default: %(default)s)")
-    parser.add_argument("--feature-set", default="mfcc40-mean", choices=sorted(FEATURE_SETS))
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
+                        help="feature set + network + training preset (default: %(default)s; "
+                        "'paper' reproduces the student paper)")
+    parser.add_argument("--feature-set", choices=sorted(FEATURE_SETS),
+                        help="override the recipe's feature set")
     parser.add_argument("--out", type=Path, default=Path("models/ser-default.onnx"))
     parser.add_argument("--name", default="ser-default")
     parser.add_argument("--protocols", default="random,speaker",
                         help="comma-separated evaluation protocols, or 'none' (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    parser.add_argument("--augment", help="override the recipe's augmentations: comma-separated "
+                        "(speed0.9, gain-6, white@10, babble@10, reverb0.3) or 'none'")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--workers", type=int, default=None, help="feature extraction processes")
@@ -56,10 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusError as exc:
         print(f"ser-train: {exc}", file=sys.stderr)
         return 2
-    config = TrainConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    recipe = RECIPES[args.recipe]
+    overrides: dict[str, object] = {"seed": args.seed}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.augment:
+        overrides["augmentations"] = () if args.augment == "none" else tuple(args.augment.split(","))
+    config = dataclasses.replace(recipe.config, **overrides)  # type: ignore[arg-type]
     protocols = [] if args.protocols == "none" else [p.strip() for p in args.protocols.split(",") if p.strip()]
     result = train_and_export(
-        clips, feature_set=args.feature_set, config=config, out_path=args.out, name=args.name,
+        clips, feature_set=args.feature_set or recipe.feature_set, config=config, out_path=args.out, name=args.name,
         protocols=protocols, cache_dir=None if args.no_cache else args.cache_dir,
         workers=args.workers, progress=not args.quiet,
     )

@@ -80,6 +80,7 @@ def export_model(
     training_data: dict[str, Any],
     metrics: dict[str, Any],
     version: str | None = None,
+    temperature: float | None = None,
 ) -> dict[str, str]:
     """Write ``path`` (ONNX with contract metadata) after the parity check.
 
@@ -102,6 +103,7 @@ def export_model(
         ),
         contract.KEY_TRAINING_DATA: json.dumps(training_data, sort_keys=True),
         contract.KEY_METRICS: json.dumps(metrics, sort_keys=True),
+        **({contract.KEY_TEMPERATURE: f"{temperature:.6g}"} if temperature is not None else {}),
         contract.KEY_CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     onnx.helper.set_model_props(proto, meta)

@@ -31,17 +31,34 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def features_for_file(path: Path, feature_set: str) -> np.ndarray:
-    """The features the service would compute for this file (same decode, same features)."""
+def features_for_file(
+    path: Path, feature_set: str, *, augmentation: str | None = None,
+    babble_sources: tuple[str, ...] = (),
+) -> np.ndarray:
+    """The features the service would compute for this file (same decode, same features),
+    optionally after an augmentation (see :mod:`trainer.augment`)."""
     fs = get_feature_set(feature_set)
-    audio = decode_audio(path, target_rate=fs.sample_rate)
-    return fs.extract(audio.samples)
+    samples = decode_audio(path, target_rate=fs.sample_rate).samples
+    if augmentation:
+        from trainer.augment import apply
+
+        seed = int(hashlib.sha256(f"{path.name}:{augmentation}".encode()).hexdigest()[:8], 16)
+        samples = apply(
+            samples, augmentation, sample_rate=fs.sample_rate, seed=seed,
+            babble_sources=[Path(p) for p in babble_sources],
+        )
+    return fs.extract(samples)
 
 
-def _work(args: tuple[str, str, str | None]) -> tuple[str, np.ndarray | None, str | None]:
-    path, feature_set, cache_file = args
+_Job = tuple[str, str, str | None, str | None, tuple[str, ...]]
+
+
+def _work(args: _Job) -> tuple[str, np.ndarray | None, str | None]:
+    path, feature_set, cache_file, augmentation, babble = args
     try:
-        vector = features_for_file(Path(path), feature_set)
+        vector = features_for_file(
+            Path(path), feature_set, augmentation=augmentation, babble_sources=babble
+        )
     except AudioError as exc:
         return path, None, str(exc)
     if cache_file is not None:
@@ -58,6 +75,8 @@ def extract_corpus(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    augmentation: str | None = None,
+    babble_sources: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, list[Clip]]:
     """Features of shape ``(n, dim)`` for the clips that decode, and those clips.
 
@@ -67,10 +86,13 @@ def extract_corpus(
     cache_root = None
     if cache_dir is not None:
         key = hashlib.sha256(config_fingerprint(fs.to_dict()).encode()).hexdigest()[:16]
+        if augmentation:
+            extra = f"{augmentation}:{','.join(sorted(Path(p).name for p in babble_sources))}"
+            key += "-" + hashlib.sha256(extra.encode()).hexdigest()[:8]
         cache_root = Path(cache_dir) / f"{fs.name}-{key}"
         cache_root.mkdir(parents=True, exist_ok=True)
     results: dict[str, np.ndarray] = {}
-    todo: list[tuple[str, str, str | None]] = []
+    todo: list[_Job] = []
     for clip in clips:
         cache_file = None
         if cache_root is not None:
@@ -78,11 +100,11 @@ def extract_corpus(
             if os.path.exists(cache_file):
                 results[str(clip.path)] = np.load(cache_file)
                 continue
-        todo.append((str(clip.path), feature_set, cache_file))
+        todo.append((str(clip.path), feature_set, cache_file, augmentation, babble_sources))
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
     failed = 0
     if todo:
-        bar = tqdm(total=len(todo), desc=f"features {fs.name}", unit="clip", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"features {fs.name} {augmentation or ''}", unit="clip", disable=not progress)
         if workers > 1 and len(todo) > 32:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for path, vector, error in pool.map(_work, todo, chunksize=16):

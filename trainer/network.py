@@ -4,7 +4,6 @@ graph takes raw features and the service needs no separate scaler."""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,26 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a trained model. Saved next to it; seed first."""
-
-    seed: int = 42
-    architecture: str = "paper-mlp"
-    hidden: tuple[int, ...] = (100, 200, 100)
-    dropout: float = 0.5
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    validation_fraction: float = 0.15
-    class_weights: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["hidden"] = list(self.hidden)
-        return out
+from trainer.config import TrainConfig  # noqa: E402,F401  (re-exported)
 
 
 def seed_everything(seed: int) -> None:
@@ -67,6 +47,28 @@ class Standardise(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self._init_mean.tolist(), "std": self._init_std.tolist()}
+
+
+@keras.saving.register_keras_serializable(package="ser")
+class Temperature(keras.layers.Layer):
+    """``softmax(log(p) / T)``: temperature scaling baked into the exported graph."""
+
+    def __init__(self, temperature: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probs: Any) -> Any:
+        logits = keras.ops.log(keras.ops.maximum(probs, 1e-12)) / self.temperature
+        return keras.ops.softmax(logits, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """The same network with calibrated outputs; the original is left unchanged."""
+    outputs = Temperature(temperature, name="calibrated")(model.output)
+    return keras.Model(model.input, outputs, name=model.name)
 
 
 def build_mlp(

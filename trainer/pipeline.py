@@ -24,7 +24,9 @@ from trainer.evaluate import (
     summarise,
 )
 from trainer.extract import extract_corpus
-from trainer.network import TrainConfig, fit, predict_proba
+from trainer.calibrate import apply_temperature, fit_temperature
+from trainer.config import TrainConfig
+from trainer.network import fit, predict_proba, with_temperature
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +50,64 @@ def data_summary(clips: Sequence[Clip]) -> dict[str, Any]:
     return {"clips": len(clips), "corpora": by_corpus}
 
 
+@dataclass
+class FoldModel:
+    model: Any
+    temperature: float
+    fit_idx: np.ndarray
+    val_idx: np.ndarray
+
+
 def _train_fold(
-    x: np.ndarray, y: np.ndarray, clips: Sequence[Clip], train_idx: np.ndarray, *,
-    n_labels: int, config: TrainConfig,
-):
+    views: dict[str | None, np.ndarray], y: np.ndarray, clips: Sequence[Clip], train_idx: np.ndarray,
+    *, n_labels: int, config: TrainConfig,
+) -> FoldModel:
+    """Fit on the clean and augmented views of ``train_idx``; calibrate on held-out speakers."""
     fit_idx, val_idx = speaker_disjoint_validation(
         clips, train_idx, fraction=config.validation_fraction, seed=config.seed
     )
-    model = fit(x[fit_idx], y[fit_idx], x[val_idx], y[val_idx], n_labels=n_labels, config=config)
-    return model, fit_idx, val_idx
+    x_fit = np.concatenate([view[fit_idx] for view in views.values()])
+    y_fit = np.concatenate([y[fit_idx]] * len(views))
+    clean = views[None]
+    model = fit(x_fit, y_fit, clean[val_idx], y[val_idx], n_labels=n_labels, config=config)
+    temperature = fit_temperature(predict_proba(model, clean[val_idx]), y[val_idx])
+    return FoldModel(model, temperature, fit_idx, val_idx)
 
 
 def evaluate_protocol(
-    protocol: str, x: np.ndarray, y: np.ndarray, clips: Sequence[Clip], labels: Sequence[str], *,
-    config: TrainConfig,
+    protocol: str, views: dict[str | None, np.ndarray], y: np.ndarray, clips: Sequence[Clip],
+    labels: Sequence[str], *, config: TrainConfig,
 ) -> dict[str, Any]:
     """Metrics per fold and summarised per corpus of the held-out data."""
     per_fold: dict[str, Any] = {}
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    x = views[None]
     for fold in iter_protocol(protocol, clips, seed=config.seed):
-        log.info("%s: training fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size)
-        model, _, _ = _train_fold(x, y, clips, fold.train, n_labels=len(labels), config=config)
-        probs = predict_proba(model, x[fold.test])
+        log.info("%s: fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size)
+        trained = _train_fold(views, y, clips, fold.train, n_labels=len(labels), config=config)
+        raw = predict_proba(trained.model, x[fold.test])
+        probs = apply_temperature(raw, trained.temperature)
         metrics = classification_metrics(
             [labels[i] for i in y[fold.test]], [labels[i] for i in probs.argmax(axis=1)], labels
         )
+        metrics["ece_uncalibrated"] = expected_calibration_error(raw, y[fold.test])
         metrics["ece"] = expected_calibration_error(probs, y[fold.test])
+        metrics["temperature"] = trained.temperature
         per_fold[fold.name] = metrics
         group = "all" if protocol == "random" else fold.name.split("-speaker-")[0]
         grouped[group].append(metrics)
-        log.info("%s %s: UA %.3f, accuracy %.3f", protocol, fold.name, metrics["unweighted_accuracy"], metrics["accuracy"])
+        log.info("%s %s: UA %.3f", protocol, fold.name, metrics["unweighted_accuracy"])
     return {
         "summary": {group: summarise(items) for group, items in grouped.items()},
         "folds": {name: {k: v for k, v in m.items() if k != "confusion"} for name, m in per_fold.items()},
     }
+
+
+def babble_sources_for(clips: Sequence[Clip], count: int = 4) -> tuple[str, ...]:
+    """A few talkers from the training data itself, spread over the corpus, for babble noise."""
+    paths = sorted(str(c.path) for c in clips)
+    step = max(1, len(paths) // count)
+    return tuple(paths[::step][:count])
 
 
 def train_and_export(
@@ -100,7 +126,19 @@ def train_and_export(
     from trainer.export import export_model  # TensorFlow/tf2onnx only when exporting
 
     fs = get_feature_set(feature_set)
-    x, kept = extract_corpus(clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress)
+    x, kept = extract_corpus(
+        clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress
+    )
+    views: dict[str | None, np.ndarray] = {None: x}
+    babble = babble_sources_for(kept)
+    for augmentation in config.augmentations:
+        augmented, kept_aug = extract_corpus(
+            kept, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress,
+            augmentation=augmentation, babble_sources=babble,
+        )
+        if len(kept_aug) != len(kept):
+            raise RuntimeError(f"augmentation {augmentation} lost clips")
+        views[augmentation] = augmented
     present = {c.label for c in kept}
     labels = [label for label in EMOTIONS if label in present]
     unknown = present - set(labels)
@@ -108,18 +146,22 @@ def train_and_export(
         raise ValueError(f"labels outside the product's emotions: {sorted(unknown)}")
     y = np.array([labels.index(c.label) for c in kept])
     evaluation = {
-        protocol: evaluate_protocol(protocol, x, y, kept, labels, config=config) for protocol in protocols
+        protocol: evaluate_protocol(protocol, views, y, kept, labels, config=config)
+        for protocol in protocols
     }
     log.info("training the final model on all %d clips", len(kept))
-    model, fit_idx, val_idx = _train_fold(x, y, kept, np.arange(len(kept)), n_labels=len(labels), config=config)
-    mean = x[fit_idx].mean(axis=0)
-    std = np.maximum(x[fit_idx].std(axis=0), 1e-6)
+    final = _train_fold(views, y, kept, np.arange(len(kept)), n_labels=len(labels), config=config)
+    fit_idx, val_idx = final.fit_idx, final.val_idx
+    x_fit = np.concatenate([view[fit_idx] for view in views.values()])
+    mean = x_fit.mean(axis=0)
+    std = np.maximum(x_fit.std(axis=0), 1e-6)
     summary = data_summary(kept)
     metrics = {
         protocol: result["summary"] for protocol, result in evaluation.items()
     }
+    metrics["temperature"] = final.temperature
     meta = export_model(
-        model,
+        with_temperature(final.model, final.temperature),
         path=out_path,
         name=name,
         labels=labels,
@@ -129,6 +171,7 @@ def train_and_export(
         parity_features=x[val_idx],
         training_data=summary,
         metrics=metrics,
+        temperature=final.temperature,
     )
     stem = out_path.with_suffix("")
     Path(f"{stem}.train.json").write_text(

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import encode, tone
+from trainer.augment import AugmentError, apply, mix_at_snr, parse
+from trainer.calibrate import apply_temperature, fit_temperature
+
+
+@pytest.mark.parametrize("snr", [20.0, 10.0, 5.0, 0.0])
+def test_mix_at_snr_hits_the_requested_ratio(snr: float) -> None:
+    rng = np.random.default_rng(0)
+    signal = tone(seconds=1.0)
+    noise = rng.standard_normal(signal.size).astype(np.float32)
+    mixed = mix_at_snr(signal, noise, snr_db=snr)
+    added = mixed - signal
+    measured = 10 * np.log10(np.mean(signal**2) / np.mean(added**2))
+    assert measured == pytest.approx(snr, abs=0.01)
+
+
+def test_speed_changes_duration_and_pitch() -> None:
+    y = tone(freq=200.0, seconds=1.0, noise=0.0)
+    fast = apply(y, "speed1.25", sample_rate=16_000, seed=0)
+    assert fast.size == pytest.approx(y.size / 1.25, abs=2)
+    peak = np.argmax(np.abs(np.fft.rfft(fast))) * 16_000 / fast.size
+    assert peak == pytest.approx(250.0, abs=3.0)
+
+
+def test_babble_and_reverb_keep_length_and_are_deterministic(tmp_path) -> None:
+    sources = []
+    for i, f in enumerate((150.0, 260.0, 330.0)):
+        path = tmp_path / f"talker{i}.wav"
+        path.write_bytes(encode(tone(freq=f, seconds=0.7, seed=i)))
+        sources.append(path)
+    y = tone(seconds=1.0)
+    a = apply(y, "babble@10", sample_rate=16_000, seed=3, babble_sources=sources)
+    b = apply(y, "babble@10", sample_rate=16_000, seed=3, babble_sources=sources)
+    assert a.shape == y.shape and np.array_equal(a, b) and not np.allclose(a, y)
+    wet = apply(y, "reverb0.3", sample_rate=16_000, seed=1)
+    assert wet.shape == y.shape and np.isfinite(wet).all()
+
+
+def test_bad_specs_are_rejected() -> None:
+    for spec in ("fast", "speed", "white@", "echo@3"):
+        with pytest.raises(AugmentError):
+            parse(spec)
+    with pytest.raises(AugmentError):
+        apply(tone(seconds=0.2), "babble@5", sample_rate=16_000, seed=0)
+
+
+def test_temperature_scaling_recovers_a_known_temperature() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 4000, 5
+    logits = rng.standard_normal((n, k)) * 2.0
+    true_probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=p) for p in true_probs])
+    overconfident = apply_temperature(true_probs, 1 / 3.0)  # logits tripled
+    fitted = fit_temperature(overconfident, y)
+    assert fitted == pytest.approx(3.0, rel=0.1)
+    np.testing.assert_allclose(apply_temperature(overconfident, fitted), true_probs, atol=0.05)
+    assert np.array_equal(apply_temperature(overconfident, fitted).argmax(1), overconfident.argmax(1))

@@ -1,0 +1,29 @@
+"""Training configuration: everything that determines a trained model, saved next to it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a trained model. Saved next to it; seed first."""
+
+    seed: int = 42
+    architecture: str = "paper-mlp"
+    hidden: tuple[int, ...] = (100, 200, 100)
+    dropout: float = 0.5
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.15
+    class_weights: bool = False
+    augmentations: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        out["augmentations"] = list(self.augmentations)
+        return out
