@@ -4,28 +4,64 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
-from service.errors import NotReadyError, OverloadedError, install_error_handlers
-from service.inference import classify_clip
+from service.audio import AudioError
+from service.auth import ApiKeys, require_api_key
+from service.errors import (
+    NotReadyError,
+    OverloadedError,
+    ServiceError,
+    audio_status,
+    error_body,
+    install_error_handlers,
+)
+from service.features import FeatureError
+from service.inference import ClipResult, classify_clip
+from service.logs import request_id_var
 from service.limits import BodySizeLimitMiddleware
 from service.model import EmotionModel, load_model
-from service.schemas import ModelInfo, PredictResponse
+from service.schemas import BatchResponse, ModelInfo, PredictResponse
 from service.settings import Settings
 from service.stats import ServiceStats
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("service.access")
 
-KNOWN_ROUTES = {"/predict", "/metrics", "/healthz", "/readyz", "/v1/model", "/"}
+KNOWN_ROUTES = {"/predict", "/predict/batch", "/metrics", "/healthz", "/readyz", "/v1/model", "/"}
+
+
+class TooManyFilesError(ServiceError):
+    status_code = 413
+    code = "too_many_files"
+
+
+def clip_body(result: ClipResult, model: EmotionModel) -> dict[str, Any]:
+    return {
+        "label": result.prediction.label,
+        "confidence": result.prediction.confidence,
+        "probabilities": result.prediction.probabilities,
+        "duration_s": round(result.duration_s, 4),
+        "model": model.version,
+        "timing_ms": {k: round(v * 1000.0, 3) for k, v in result.timings_s.items()},
+    }
+
+
+def server_timing(timings_s: dict[str, float]) -> str:
+    return ", ".join(f"{stage};dur={1000 * seconds:.3f}" for stage, seconds in timings_s.items())
 
 
 def _warm_up(model: EmotionModel) -> None:
@@ -72,15 +108,28 @@ class RequestStatsMiddleware:
             uuid.uuid4().hex,
         )
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_stats(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                self.stats.record_request(route, int(message["status"]))
+                status = int(message["status"])
+                self.stats.record_request(route, status)
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
-        await self.app(scope, receive, send_with_stats)
+        try:
+            await self.app(scope, receive, send_with_stats)
+        finally:
+            access_log.info(
+                "%s %s %d", scope.get("method", ""), path, status,
+                extra={"status": status, "route": route, "request_id": request_id,
+                       "duration_ms": round(1000 * (time.perf_counter() - started), 3)},
+            )
+            request_id_var.reset(token)
 
 
 def get_model(request: Request) -> EmotionModel:
@@ -134,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stats = stats
     app.state.ready = False
     app.state.limiter = InflightLimiter(settings.max_inflight, stats)
+    app.state.api_keys = ApiKeys.from_sources(keys=settings.api_keys, keys_file=settings.api_keys_file)
+    protected = [Depends(require_api_key)]
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -145,7 +196,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/predict",
         response_model=PredictResponse,
+        dependencies=protected,
         responses={
+            401: {"description": "API key required (when auth is on)"},
+            403: {"description": "API key not valid"},
             413: {"description": "Upload or audio longer than the limits"},
             415: {"description": "Not a supported audio format"},
             422: {"description": "Invalid audio or missing file field"},
@@ -154,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def predict(
         request: Request,
+        response: Response,
         file: Annotated[UploadFile, File(description="An audio file (WAV, FLAC, OGG, MP3, AIFF).")],
         model: Annotated[EmotionModel, Depends(get_model)],
         settings: Annotated[Settings, Depends(get_settings)],
@@ -164,20 +219,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data = file.file.read()
             result = classify_clip(model, data, max_duration_s=settings.max_audio_seconds)
         stats.record_timing(result.timings_s)
-        return {
-            "label": result.prediction.label,
-            "confidence": result.prediction.confidence,
-            "probabilities": result.prediction.probabilities,
-            "duration_s": round(result.duration_s, 4),
-            "model": model.version,
-            "timing_ms": {k: round(v * 1000.0, 3) for k, v in result.timings_s.items()},
-        }
+        response.headers["Server-Timing"] = server_timing(result.timings_s)
+        return clip_body(result, model)
 
-    @app.get("/metrics")
+    @app.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        dependencies=protected,
+        responses={413: {"description": "Too many files or too large a body"}},
+    )
+    def predict_batch(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="Several audio files, field `files`.")],
+        model: Annotated[EmotionModel, Depends(get_model)],
+        settings: Annotated[Settings, Depends(get_settings)],
+        stats: Annotated[ServiceStats, Depends(get_stats)],
+    ) -> dict[str, Any]:
+        """Classify several recordings: one result or one error per file, in order."""
+        if len(files) > settings.max_batch_files:
+            raise TooManyFilesError(
+                f"{len(files)} files sent; at most {settings.max_batch_files} per request."
+            )
+        results: list[dict[str, Any]] = []
+        with request.app.state.limiter:
+            for upload in files:
+                item: dict[str, Any] = {"filename": upload.filename}
+                try:
+                    result = classify_clip(
+                        model, upload.file.read(), max_duration_s=settings.max_audio_seconds
+                    )
+                except AudioError as exc:
+                    stats.record_error(exc.reason)
+                    item.update(error_body(exc.reason, str(exc)), status=audio_status(exc))
+                except FeatureError as exc:
+                    stats.record_error("features")
+                    item.update(error_body("invalid_audio", str(exc)), status=422)
+                else:
+                    stats.record_timing(result.timings_s)
+                    item.update(clip_body(result, model), status=200)
+                results.append(item)
+        return {"results": results}
+
+    @app.get(
+        "/metrics",
+        dependencies=protected,
+        responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+    )
     def metrics(
         request: Request, stats: Annotated[ServiceStats, Depends(get_stats)]
-    ) -> JSONResponse:
-        """Model evaluation metrics and the service's own counters, as JSON."""
+    ) -> Response:
+        """Model evaluation metrics and the service's own counters: JSON by default, the
+        Prometheus text format for ``Accept: text/plain`` or OpenMetrics."""
+        accept = request.headers.get("accept", "")
+        if "application/openmetrics-text" in accept:
+            return Response(generate_openmetrics(stats.registry), media_type=OPENMETRICS_TYPE)
+        if "text/plain" in accept and "application/json" not in accept:
+            return Response(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
         model: EmotionModel | None = getattr(request.app.state, "model", None)
         body = {
             "model": None if model is None else {
@@ -190,7 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return JSONResponse(body)
 
-    @app.get("/v1/model", response_model=ModelInfo)
+    @app.get("/v1/model", response_model=ModelInfo, dependencies=protected)
     def model_info(model: Annotated[EmotionModel, Depends(get_model)]) -> dict[str, Any]:
         """The served model's contract, training data summary and evaluation metrics."""
         info = model.info()

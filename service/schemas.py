@@ -26,3 +26,20 @@ class ModelInfo(BaseModel):
     training_data: dict[str, Any]
     metrics: dict[str, Any]
     card: str | None = None
+
+
+class BatchItem(BaseModel):
+    filename: str | None
+    status: int = Field(description="HTTP status this file alone would have had.")
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    duration_s: float | None = None
+    model: str | None = None
+    timing_ms: dict[str, float] | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]

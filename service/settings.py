@@ -26,7 +26,13 @@ class Settings(BaseSettings):
     )
     ort_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads.")
     warmup: bool = Field(default=True, description="Run one inference before reporting ready.")
+    max_batch_files: int = Field(default=16, ge=1, description="Files per /predict/batch request.")
+    api_keys: str = Field(default="", description="Comma-separated API keys; empty = auth off.")
+    api_keys_file: Path | None = Field(
+        default=None, description="File of SHA-256 hex digests of API keys, one per line."
+    )
     log_level: str = "INFO"
+    json_logs: bool = Field(default=True, description="One JSON object per log line.")
 
     @property
     def max_upload_bytes(self) -> int:
