@@ -1,0 +1,136 @@
+"""``ser-predict PATH...``: offline batch prediction with the service's model and features.
+
+Files or folders (searched recursively) in, one JSON Lines record (or CSV row) per file out.
+A file that cannot be decoded gets an error record; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from service.audio import AudioError
+from service.features import FeatureError
+from service.inference import classify_clip
+from service.model import EmotionModel, ModelContractError, load_model
+from service.settings import BUNDLED_MODEL
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
+
+_model: EmotionModel | None = None
+
+
+def find_audio(paths: Sequence[str]) -> Iterator[Path]:
+    """Files given directly, and audio files found under given folders, in sorted order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            yield path
+
+
+def _init(model_path: str) -> None:
+    global _model
+    _model = load_model(model_path)
+
+
+def predict_file(path: Path, model: EmotionModel | None = None, *, max_duration_s: float | None = None) -> dict[str, Any]:
+    """One output record for ``path``: the prediction, or the error that stopped it."""
+    model = model or _model
+    assert model is not None, "call _init first"
+    record: dict[str, Any] = {"path": str(path)}
+    try:
+        result = classify_clip(model, path, max_duration_s=max_duration_s)
+    except (AudioError, FeatureError, OSError) as exc:
+        record.update(error=getattr(exc, "reason", type(exc).__name__), detail=str(exc))
+        return record
+    record.update(
+        label=result.prediction.label,
+        confidence=round(result.prediction.confidence, 6),
+        duration_s=round(result.duration_s, 4),
+        probabilities={k: round(v, 6) for k, v in result.prediction.probabilities.items()},
+    )
+    return record
+
+
+def _predict_path(path: Path) -> dict[str, Any]:
+    return predict_file(path)
+
+
+class Writer:
+    def __init__(self, stream: TextIO, fmt: str, labels: Sequence[str]) -> None:
+        self.stream, self.fmt, self.labels = stream, fmt, list(labels)
+        self.csv: Any = None
+        if fmt == "csv":
+            fields = ["path", "label", "confidence", "duration_s", *[f"p_{l}" for l in labels], "error", "detail"]
+            self.csv = csv.DictWriter(stream, fieldnames=fields)
+            self.csv.writeheader()
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.csv is None:
+            self.stream.write(json.dumps(record) + "\n")
+            return
+        row = {k: v for k, v in record.items() if k != "probabilities"}
+        for label, p in (record.get("probabilities") or {}).items():
+            row[f"p_{label}"] = p
+        self.csv.writerow(row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ser-predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (recursive)")
+    parser.add_argument("--model", default=os.environ.get("SER_MODEL_PATH", str(BUNDLED_MODEL)))
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--output", "-o", help="output file (default: standard output)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--max-seconds", type=float, default=None, help="skip longer files")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model)
+    except ModelContractError as exc:
+        print(f"ser-predict: {exc}", file=sys.stderr)
+        return 2
+    files = list(find_audio(args.paths))
+    if not files:
+        print("ser-predict: no audio files found", file=sys.stderr)
+        return 2
+    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    failures = 0
+    try:
+        writer = Writer(out, args.format, model.labels)
+        bar = tqdm(total=len(files), unit="file", disable=args.no_progress, file=sys.stderr)
+        if args.workers > 1 and len(files) > 1:
+            with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.model,)) as pool:
+                records = pool.map(_predict_path, files, chunksize=8)
+                for record in records:
+                    failures += "error" in record
+                    writer.write(record)
+                    bar.update()
+        else:
+            for path in files:
+                record = predict_file(path, model, max_duration_s=args.max_seconds)
+                failures += "error" in record
+                writer.write(record)
+                bar.update()
+        bar.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"ser-predict: {len(files) - failures} classified, {failures} failed", file=sys.stderr)
+    return 0 if failures < len(files) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
