@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
@@ -32,6 +32,7 @@ from service.errors import (
 from service.features import FeatureError
 from service.inference import ClipResult, classify_clip
 from service.logs import request_id_var
+from service.timeline import timeline as speech_timeline
 from service.limits import BodySizeLimitMiddleware
 from service.model import EmotionModel, load_model
 from service.schemas import BatchResponse, ModelInfo, PredictResponse
@@ -213,14 +214,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model: Annotated[EmotionModel, Depends(get_model)],
         settings: Annotated[Settings, Depends(get_settings)],
         stats: Annotated[ServiceStats, Depends(get_stats)],
+        timeline: Annotated[
+            bool, Query(description="Also segment a long recording and classify each segment.")
+        ] = False,
     ) -> dict[str, Any]:
-        """Classify the emotion in one uploaded recording."""
+        """Classify the emotion in one uploaded recording (with `timeline=true`, per segment)."""
+        limit = settings.max_timeline_seconds if timeline else settings.max_audio_seconds
         with request.app.state.limiter:
             data = file.file.read()
-            result = classify_clip(model, data, max_duration_s=settings.max_audio_seconds)
+            result = classify_clip(model, data, max_duration_s=limit, keep_samples=timeline)
+            body = clip_body(result, model)
+            if timeline and result.samples is not None:
+                started = time.perf_counter()
+                body["timeline"] = speech_timeline(model, result.samples)
+                result.timings_s["timeline"] = time.perf_counter() - started
+                body["timing_ms"]["timeline"] = round(1000 * result.timings_s["timeline"], 3)
         stats.record_timing(result.timings_s)
         response.headers["Server-Timing"] = server_timing(result.timings_s)
-        return clip_body(result, model)
+        return body
 
     @app.post(
         "/predict/batch",

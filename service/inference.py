@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.audio import Source, decode_audio
 from service.model import EmotionModel, Prediction
 
@@ -16,6 +18,7 @@ class ClipResult:
     source_rate: int
     source_channels: int
     timings_s: dict[str, float]
+    samples: np.ndarray | None = None
 
 
 def classify_clip(
@@ -23,6 +26,7 @@ def classify_clip(
     source: Source,
     *,
     max_duration_s: float | None = None,
+    keep_samples: bool = False,
 ) -> ClipResult:
     """Decode ``source``, compute the model's features, and classify.
 
@@ -43,4 +47,5 @@ def classify_clip(
         source_rate=audio.source_rate,
         source_channels=audio.source_channels,
         timings_s={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0},
+        samples=audio.samples if keep_samples else None,
     )

@@ -14,6 +14,9 @@ class PredictResponse(BaseModel):
     duration_s: float = Field(description="Duration of the decoded audio in seconds.")
     model: str = Field(description="Version of the model that answered.")
     timing_ms: dict[str, float] = Field(description="Time spent per stage, in milliseconds.")
+    timeline: dict[str, Any] | None = Field(
+        default=None, description="With timeline=true: speech segments and a summary."
+    )
 
 
 class ModelInfo(BaseModel):

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_upload_mb: float = Field(default=20.0, gt=0, description="Largest accepted request body.")
     max_audio_seconds: float = Field(default=60.0, gt=0, description="Longest accepted clip.")
+    max_timeline_seconds: float = Field(
+        default=600.0, gt=0, description="Longest recording for /predict?timeline=true."
+    )
     max_inflight: int = Field(
         default=8, ge=1, description="Concurrent inferences per worker before answering 503."
     )
