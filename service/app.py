@@ -8,11 +8,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -42,6 +44,7 @@ from service.stats import ServiceStats
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("service.access")
 
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 KNOWN_ROUTES = {"/predict", "/predict/batch", "/metrics", "/healthz", "/readyz", "/v1/model", "/"}
 
 
@@ -305,6 +308,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         card = model.path.with_suffix(".card.md")
         info["card"] = card.read_text(encoding="utf-8") if card.is_file() else None
         return info
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        """The web page: upload or record audio, see the emotion; the model's metrics."""
+        return FileResponse(STATIC_DIR / "index.html")
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

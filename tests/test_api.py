@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.contract import EMOTIONS
 from service.settings import Settings
-from tests.helpers import encode, tone
+from tests.helpers import DEFAULT_METRICS, encode, tone
 
 
 def _post(client: TestClient, data: bytes, name: str = "clip.wav"):
@@ -83,7 +83,7 @@ def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
     _post(client, b"garbage" * 50)
     body = client.get("/metrics").json()
     assert body["model"]["version"] == "tiny-0"
-    assert body["model"]["evaluation"] == {"random": {"all": {"accuracy": 0.5}}}
+    assert body["model"]["evaluation"] == DEFAULT_METRICS
     service = body["service"]
     assert service["requests"]["/predict"] == {"200": 3, "415": 1}
     assert service["errors"]["unsupported_format"] == 1
