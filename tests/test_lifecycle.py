@@ -70,6 +70,7 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_model: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         thread.join(timeout=60)
         assert result.get("status") == 200 and result["segments"] == 60
+        assert result["seconds"] > 0.3, "the request must still be in flight at SIGTERM"
         # Uvicorn shuts down gracefully, then re-raises the signal it caught (exit -SIGTERM).
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
         output = proc.stdout.read() if proc.stdout else ""
