@@ -1,0 +1,113 @@
+"""Corrupt and hostile audio: never a 5xx, no temp files left behind, no memory growth."""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.helpers import encode, tone
+
+VALID = [
+    encode(tone(seconds=0.5)),
+    encode(tone(seconds=0.5, rate=44_100), rate=44_100, format="FLAC"),
+    encode(tone(seconds=0.5, rate=22_050), rate=22_050, format="OGG", subtype="VORBIS"),
+    encode(tone(seconds=0.5, rate=48_000, channels=2), rate=48_000, subtype="FLOAT"),
+]
+
+
+def _wav_header(channels: int, rate: int, frames: int, bits: int = 16, fmt: int = 1) -> bytes:
+    block = max(1, channels * bits // 8)
+    return (
+        b"RIFF" + struct.pack("<I", (36 + frames * block) & 0xFFFFFFFF) + b"WAVE" + b"fmt "
+        + struct.pack("<IHHIIHH", 16, fmt, channels & 0xFFFF, rate & 0xFFFFFFFF, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
+        + b"data" + struct.pack("<I", (frames * block) & 0xFFFFFFFF)
+    )
+
+
+@st.composite
+def corrupt_audio(draw) -> bytes:
+    kind = draw(st.sampled_from(["truncate", "bitflip", "random", "lying_header", "splice"]))
+    if kind == "random":
+        return draw(st.binary(min_size=0, max_size=4096))
+    base = draw(st.sampled_from(VALID))
+    if kind == "truncate":
+        return base[: draw(st.integers(0, len(base)))]
+    if kind == "bitflip":
+        data = bytearray(base)
+        for _ in range(draw(st.integers(1, 32))):
+            i = draw(st.integers(0, len(data) - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        return bytes(data)
+    if kind == "splice":
+        cut = draw(st.integers(0, len(base)))
+        return base[:cut] + draw(st.binary(max_size=512)) + base[cut:]
+    header = _wav_header(
+        channels=draw(st.integers(0, 70_000)), rate=draw(st.integers(0, 2**32 - 1)),
+        frames=draw(st.integers(0, 2**31)), bits=draw(st.sampled_from([0, 8, 16, 24, 32, 64])),
+        fmt=draw(st.sampled_from([1, 3, 0xFFFE, 2, 0])),
+    )
+    return header + draw(st.binary(max_size=2048))
+
+
+EDGE_CASES = {
+    "zero_length": b"",
+    "one_sample": encode(np.zeros(1, dtype=np.float32)),
+    "nan_floats": encode(np.full(8000, np.nan, dtype=np.float32), subtype="FLOAT"),
+    "eight_channels": encode(tone(seconds=0.5, channels=8)),
+    "192khz": encode(tone(seconds=0.5, rate=192_000), rate=192_000),
+    "8khz": encode(tone(seconds=0.5, rate=8_000), rate=8_000),
+    "huge_declared_length": _wav_header(1, 16_000, 2**31 - 1) + b"\1\0" * 4000,
+    "absurd_rate": _wav_header(1, 4_000_000_000, 100) + b"\0" * 200,
+    "absurd_channels": _wav_header(65_535, 16_000, 10) + b"\0" * 4000,
+}
+
+
+def _temp_files() -> set[str]:
+    root = Path(tempfile.gettempdir())
+    return {p.name for p in root.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_edge_cases_get_a_clear_answer(client: TestClient, case: str) -> None:
+    response = client.post("/predict", files={"file": ("x.wav", EDGE_CASES[case])})
+    assert response.status_code < 500, response.text
+    assert "error" in response.json() or "label" in response.json()
+    if case in ("eight_channels", "192khz", "8khz"):
+        assert response.status_code == 200
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=corrupt_audio())
+def test_corrupt_audio_never_causes_a_5xx(client: TestClient, data: bytes) -> None:
+    response = client.post("/predict", files={"file": ("fuzz.bin", data)})
+    assert response.status_code < 500, response.text
+    body = response.json()
+    if response.status_code >= 400:
+        assert body["error"] and body["detail"]
+
+
+def test_no_temp_files_left_and_no_memory_growth(client: TestClient) -> None:
+    big = encode(tone(seconds=4.0, rate=44_100), rate=44_100, subtype="PCM_16")  # spooled to disk
+    payloads = [big, *EDGE_CASES.values(), *VALID]
+    for data in payloads:  # warm-up: allocator pools, caches
+        client.post("/predict", files={"file": ("x.wav", data)})
+    gc.collect()
+    before_files = _temp_files()
+    before_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(20):
+        for data in payloads:
+            assert client.post("/predict", files={"file": ("x.wav", data)}).status_code < 500
+    gc.collect()
+    assert _temp_files() - before_files == set()
+    growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss) / 1024
+    assert growth_mb < 50, f"peak RSS grew by {growth_mb:.0f} MB over {20 * len(payloads)} requests"
+    assert os.getpid()  # same process throughout
