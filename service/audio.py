@@ -26,7 +26,7 @@ MAX_CHANNELS = 32
 #: Shortest clip that gives a meaningful utterance-level feature vector.
 MIN_DURATION_S = 0.1
 
-SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG/Vorbis", "OGG/Opus", "MP3", "AIFF")
+SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG/Vorbis", "OGG/Opus", "MP3", "AIFF", "WebM/Opus", "M4A/AAC")
 
 
 class AudioError(ValueError):
@@ -122,7 +122,22 @@ def decode_audio(
     """
     if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
         raise ValueError(f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]")
-    with _open(source) as handle:
+    try:
+        handle = _open(source)
+    except UnsupportedFormatError:
+        container = sniff_container(source)
+        if container is None:
+            raise
+        # Browsers record WebM/Opus and phones send M4A/AAC; libsndfile reads neither.
+        from service.av_decode import decode_with_av
+
+        mono, rate, channels = decode_with_av(
+            source, container=container, max_duration_s=max_duration_s,
+            max_rate=MAX_SOURCE_RATE, max_channels=MAX_CHANNELS,
+        )
+        return _finish(mono, rate=rate, channels=channels, fmt=container,
+                       target_rate=target_rate, min_duration_s=min_duration_s)
+    with handle:
         rate, channels, claimed = int(handle.samplerate), int(handle.channels), int(handle.frames)
         fmt = str(handle.format)
         if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
@@ -148,9 +163,17 @@ def decode_audio(
             raise AudioError(f"The audio data is corrupt or truncated: {exc}.", reason="corrupt") from exc
     if limit is not None and frames.shape[0] >= limit:
         raise AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
-    if frames.shape[0] == 0:
-        raise AudioError("The audio contains no samples.", reason="empty")
     mono = frames.mean(axis=1, dtype=np.float32) if channels > 1 else frames[:, 0]
+    return _finish(mono, rate=rate, channels=channels, fmt=fmt, target_rate=target_rate,
+                   min_duration_s=min_duration_s)
+
+
+def _finish(
+    mono: np.ndarray, *, rate: int, channels: int, fmt: str, target_rate: int, min_duration_s: float
+) -> Audio:
+    """Validate decoded mono samples and bring them to the target rate."""
+    if mono.shape[0] == 0:
+        raise AudioError("The audio contains no samples.", reason="empty")
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.", reason="non_finite")
     if mono.shape[0] / rate < min_duration_s:
@@ -167,6 +190,24 @@ def decode_audio(
         source_channels=channels,
         source_format=fmt,
     )
+
+
+def sniff_container(source: Source) -> str | None:
+    """``"WebM"`` or ``"M4A"`` when the first bytes say so; the file name is never trusted."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        head = bytes(source[:16])
+    elif isinstance(source, str | os.PathLike):
+        with open(source, "rb") as handle:
+            head = handle.read(16)
+    else:
+        position = source.tell()
+        head = source.read(16)
+        source.seek(position)
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "WebM"
+    if head[4:8] == b"ftyp":
+        return "M4A"
+    return None
 
 
 def resample(samples: np.ndarray, *, source_rate: int, target_rate: int) -> np.ndarray:
