@@ -23,6 +23,9 @@ CANONICAL_RATE = 16_000
 MIN_SOURCE_RATE = 1_000
 MAX_SOURCE_RATE = 384_000
 MAX_CHANNELS = 32
+#: Float formats allow any value; beyond this the file is not audio as any recorder writes it,
+#: and squaring it in the features would overflow float32.
+MAX_ABS_SAMPLE = 1_000.0
 #: Shortest clip that gives a meaningful utterance-level feature vector.
 MIN_DURATION_S = 0.1
 
@@ -176,6 +179,11 @@ def _finish(
         raise AudioError("The audio contains no samples.", reason="empty")
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.", reason="non_finite")
+    if float(np.abs(mono).max()) > MAX_ABS_SAMPLE:
+        raise AudioError(
+            f"Sample values exceed ±{MAX_ABS_SAMPLE:g} (full scale is ±1): not a valid recording.",
+            reason="out_of_range",
+        )
     if mono.shape[0] / rate < min_duration_s:
         raise AudioError(
             f"Audio is {1000 * mono.shape[0] / rate:.0f} ms long; at least "

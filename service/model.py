@@ -75,6 +75,8 @@ class EmotionModel:
         batch = np.ascontiguousarray(features, dtype=np.float32)
         if batch.ndim == 1:
             batch = batch[None, :]
+        if not np.isfinite(batch).all():
+            raise FeatureError("the features of this audio are not finite")
         (probs,) = self.session.run(None, {self.input_name: batch})
         return np.asarray(probs, dtype=np.float64)
 

@@ -100,6 +100,7 @@ INVALID = {
     "tiny_rate": (_wav_header(channels=1, rate=10, frames=100) + b"\0" * 200, AudioError),
     "absurd_channels": (_wav_header(channels=200, rate=16_000, frames=10) + b"\0" * 4000, AudioError),
     "one_sample": (encode(np.zeros(1, dtype=np.float32)), AudioError),
+    "huge_floats": (_float_wav(np.full(16_000, 1e30, dtype=np.float32)), AudioError),
 }
 
 

@@ -71,3 +71,12 @@ def test_missing_and_corrupt_files_are_refused(tmp_path) -> None:
     junk.write_bytes(b"not an onnx file")
     with pytest.raises(ModelContractError, match="cannot load"):
         load_model(junk)
+
+
+def test_non_finite_features_are_refused_not_answered(tiny_model) -> None:
+    from service.features import FeatureError
+
+    model = load_model(tiny_model)
+    bad = np.full(40, np.inf, dtype=np.float32)
+    with pytest.raises(FeatureError):
+        model.predict_proba(bad)
