@@ -10,7 +10,7 @@ MODEL  ?= models/ser-default.onnx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test train lint typecheck bench clean
+.PHONY: run test train lint typecheck bench bench-accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(VENV)/.dev  ## install the test extras and run the suite
 
 train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
 	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
+
+bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside ours) -> docs/accuracy.*
+	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check service trainer tests bench
