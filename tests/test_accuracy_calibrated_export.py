@@ -1,0 +1,68 @@
+"""The best recipe's network (speech-stats-v1 features, wider MLP) exports with parity, and
+the temperature baked into the graph is what the service returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service import contract
+from service.features import get_feature_set
+from service.model import load_model
+from tests.helpers import tone
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_mlp():
+    from trainer.config import TrainConfig
+    from trainer.network import fit
+
+    fs = get_feature_set("speech-stats-v1")
+    # Features of real (synthetic) audio: three pitch classes, so the net becomes confident.
+    x, y = [], []
+    for label, freq in enumerate((120.0, 220.0, 330.0)):
+        for i in range(12):
+            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=100 * label + i)
+            x.append(fs.extract(clip).reshape(-1))
+            y.append(label)
+    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    order = np.random.default_rng(0).permutation(len(y_all))
+    fit_idx, val_idx = order[:27], order[27:]
+    config = TrainConfig(
+        seed=3, architecture="mlp", hidden=(32, 16), dropout=0.1, epochs=30, batch_size=8,
+        class_weights=True,
+    )
+    model = fit(x_all[fit_idx], y_all[fit_idx], x_all[val_idx], y_all[val_idx], n_labels=3,
+                config=config)
+    return fs, model, x_all, x_all[fit_idx]
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.5])
+def test_exported_graph_applies_the_fitted_temperature(trained_mlp, tmp_path, temperature) -> None:
+    from trainer.calibrate import apply_temperature
+    from trainer.export import export_model
+    from trainer.network import predict_proba, with_temperature
+
+    fs, model, x_all, x_fit = trained_mlp
+    path = tmp_path / "calibrated.onnx"
+    meta = export_model(
+        with_temperature(model, temperature),
+        path=path, name="calibrated", labels=["angry", "happy", "sad"], feature_set=fs,
+        mean=x_fit.mean(0), std=x_fit.std(0) + 1e-6, parity_features=x_all,
+        training_data={"clips": len(x_all)}, metrics={}, temperature=temperature,
+    )
+    assert float(meta[contract.KEY_TEMPERATURE]) == pytest.approx(temperature)
+    served = load_model(path)
+    assert served.feature_set.name == "speech-stats-v1"
+    raw = predict_proba(model, x_all)
+    got = served.predict_proba(x_all)
+    np.testing.assert_allclose(got, apply_temperature(raw, temperature), atol=1e-5)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    # Scaling never changes the decision, only how sure the model claims to be.
+    assert np.array_equal(got.argmax(1), raw.argmax(1))
+    if temperature > 1:
+        assert got.max(1).mean() < raw.max(1).mean()
+    else:
+        assert got.max(1).mean() > raw.max(1).mean()
