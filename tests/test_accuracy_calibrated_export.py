@@ -31,11 +31,17 @@ def trained_mlp():
     order = np.random.default_rng(0).permutation(len(y_all))
     fit_idx, val_idx = order[:27], order[27:]
     config = TrainConfig(
-        seed=3, architecture="mlp", hidden=(32, 16), dropout=0.1, epochs=30, batch_size=8,
+        seed=3,
+        architecture="mlp",
+        hidden=(32, 16),
+        dropout=0.1,
+        epochs=30,
+        batch_size=8,
         class_weights=True,
     )
-    model = fit(x_all[fit_idx], y_all[fit_idx], x_all[val_idx], y_all[val_idx], n_labels=3,
-                config=config)
+    model = fit(
+        x_all[fit_idx], y_all[fit_idx], x_all[val_idx], y_all[val_idx], n_labels=3, config=config
+    )
     return fs, model, x_all, x_all[fit_idx]
 
 
@@ -49,9 +55,16 @@ def test_exported_graph_applies_the_fitted_temperature(trained_mlp, tmp_path, te
     path = tmp_path / "calibrated.onnx"
     meta = export_model(
         with_temperature(model, temperature),
-        path=path, name="calibrated", labels=["angry", "happy", "sad"], feature_set=fs,
-        mean=x_fit.mean(0), std=x_fit.std(0) + 1e-6, parity_features=x_all,
-        training_data={"clips": len(x_all)}, metrics={}, temperature=temperature,
+        path=path,
+        name="calibrated",
+        labels=["angry", "happy", "sad"],
+        feature_set=fs,
+        mean=x_fit.mean(0),
+        std=x_fit.std(0) + 1e-6,
+        parity_features=x_all,
+        training_data={"clips": len(x_all)},
+        metrics={},
+        temperature=temperature,
     )
     assert float(meta[contract.KEY_TEMPERATURE]) == pytest.approx(temperature)
     served = load_model(path)
