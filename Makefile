@@ -28,7 +28,10 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.service  ## serve the bundled model on http://$(HOST):$(PORT)
 	SER_HOST=$${SER_HOST:-$(HOST)} SER_PORT=$${SER_PORT:-$(PORT)} $(BIN)/ser-serve
 
-test: $(VENV)/.dev  ## install the test extras and run the suite
+test: $(VENV)/.dev  ## install the test extras, lint, type-check and run the suite
+	$(BIN)/ruff check service trainer tests bench
+	$(BIN)/ruff format --check service trainer tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
@@ -38,8 +41,16 @@ bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside ours) -
 	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check service trainer tests bench
+	$(BIN)/ruff check --fix service trainer tests bench
+	$(BIN)/ruff format service trainer tests bench
 	$(BIN)/mypy
+
+bench-accuracy: $(VENV)/.dev  ## every accuracy protocol, paper beside best -> docs/accuracy.md
+	$(BIN)/python bench/accuracy.py --data-root $(DATA)
+
+bench-speed: $(VENV)/.dev  ## stage costs, HTTP load, cold start, paper-style baseline -> docs/performance.md
+	$(PIP) install --quiet -e ".[bench]"
+	$(BIN)/python bench/speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

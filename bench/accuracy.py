@@ -47,21 +47,35 @@ NOISES = ("white@20", "white@10", "white@5", "babble@20", "babble@10", "babble@5
 class Features:
     """Feature matrices per (feature set, augmentation), aligned to a clip list."""
 
-    def __init__(self, clips: list[Clip], *, cache_dir: Path, workers: int, babble_train: tuple[str, ...],
-                 babble_test: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        clips: list[Clip],
+        *,
+        cache_dir: Path,
+        workers: int,
+        babble_train: tuple[str, ...],
+        babble_test: tuple[str, ...],
+    ) -> None:
         self.clips = clips
         self.index = {c.path: i for i, c in enumerate(clips)}
         self.cache_dir, self.workers = cache_dir, workers
         self.babble = {"train": babble_train, "test": babble_test}
         self._store: dict[tuple[str, str | None, str], np.ndarray] = {}
 
-    def get(self, feature_set: str, augmentation: str | None = None, babble: str = "train") -> np.ndarray:
+    def get(
+        self, feature_set: str, augmentation: str | None = None, babble: str = "train"
+    ) -> np.ndarray:
         key = (feature_set, augmentation, babble)
         if key not in self._store:
             matrix, kept = extract_corpus(
-                self.clips, feature_set=feature_set, cache_dir=self.cache_dir, workers=self.workers,
+                self.clips,
+                feature_set=feature_set,
+                cache_dir=self.cache_dir,
+                workers=self.workers,
                 augmentation=augmentation,
-                babble_sources=self.babble[babble] if augmentation and augmentation.startswith("babble") else (),
+                babble_sources=self.babble[babble]
+                if augmentation and augmentation.startswith("babble")
+                else (),
             )
             if len(kept) != len(self.clips):
                 raise RuntimeError("some clips failed to decode")
@@ -70,8 +84,14 @@ class Features:
 
 
 def train_predict(
-    system: System, feats: Features, train_idx: np.ndarray, test_sets: dict[str, np.ndarray],
-    labels: list[str], y: np.ndarray, *, seed: int,
+    system: System,
+    feats: Features,
+    train_idx: np.ndarray,
+    test_sets: dict[str, np.ndarray],
+    labels: list[str],
+    y: np.ndarray,
+    *,
+    seed: int,
 ) -> dict[str, Any]:
     """Train on train_idx (plus augmented copies), return test probabilities (calibrated and raw)."""
     from trainer.network import fit, predict_proba
@@ -84,8 +104,14 @@ def train_predict(
     for aug in system.config.augmentations:
         x_fit.append(feats.get(system.feature_set, aug)[fit_idx])
         y_fit.append(y[fit_idx])
-    model = fit(np.concatenate(x_fit), np.concatenate(y_fit), base[val_idx], y[val_idx],
-                n_labels=len(labels), config=config)
+    model = fit(
+        np.concatenate(x_fit),
+        np.concatenate(y_fit),
+        base[val_idx],
+        y[val_idx],
+        n_labels=len(labels),
+        config=config,
+    )
     temperature = fit_temperature(predict_proba(model, base[val_idx]), y[val_idx])
     out = {"temperature": temperature}
     for name, x_test in test_sets.items():
@@ -95,7 +121,9 @@ def train_predict(
 
 
 def score(probs: dict[str, np.ndarray], y_true: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    m = classification_metrics([labels[i] for i in y_true], [labels[i] for i in probs["raw"].argmax(1)], labels)
+    m = classification_metrics(
+        [labels[i] for i in y_true], [labels[i] for i in probs["raw"].argmax(1)], labels
+    )
     m["ece_raw"] = expected_calibration_error(probs["raw"], y_true)
     m["ece"] = expected_calibration_error(probs["calibrated"], y_true)
     return m
@@ -109,7 +137,9 @@ def pooled(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     labels = metrics[0]["labels"]
     confusion = np.sum([np.array(m["confusion"]) for m in metrics], axis=0)
     support = confusion.sum(1)
-    out["per_class_recall"] = {l: float(confusion[i, i] / support[i]) for i, l in enumerate(labels) if support[i]}
+    out["per_class_recall"] = {
+        lab: float(confusion[i, i] / support[i]) for i, lab in enumerate(labels) if support[i]
+    }
     out["labels"], out["confusion"] = labels, confusion.tolist()
     return out
 
@@ -139,11 +169,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def collect(protocol: str, system: System, runs: list[dict[str, Any]]) -> None:
         results[protocol][system.name] = pooled(runs)
         s = results[protocol][system.name]
-        log.info("%-28s %-20s UA %.3f ± %.3f", protocol, system.name, s["unweighted_accuracy"], s["unweighted_accuracy_std"])
+        log.info(
+            "%-28s %-20s UA %.3f ± %.3f",
+            protocol,
+            system.name,
+            s["unweighted_accuracy"],
+            s["unweighted_accuracy_std"],
+        )
 
     corpora = {"tess": tess, "rav7": rav7, "rav8": rav8, "both": tess + rav7}
-    feats = {k: Features(v, cache_dir=cache, workers=workers, babble_train=babble_train, babble_test=babble_test)
-             for k, v in corpora.items()}
+    feats = {
+        k: Features(
+            v, cache_dir=cache, workers=workers, babble_train=babble_train, babble_test=babble_test
+        )
+        for k, v in corpora.items()
+    }
     label_sets = {k: sorted({c.label for c in v}) for k, v in corpora.items()}
     ys = {k: np.array([label_sets[k].index(c.label) for c in v]) for k, v in corpora.items()}
 
@@ -152,14 +192,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # 1. TESS random 80/20 (the paper's protocol).
             f, y, labels = feats["tess"], ys["tess"], label_sets["tess"]
             tr, te = stratified_split([c.label for c in tess], test_fraction=0.2, seed=seed)
-            out = train_predict(system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed)
-            results["_runs"].setdefault(("1 TESS random 80/20", system.name), []).append(score(out["test"], y[te], labels))
+            out = train_predict(
+                system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
+            )
+            results["_runs"].setdefault(("1 TESS random 80/20", system.name), []).append(
+                score(out["test"], y[te], labels)
+            )
             # 2. TESS cross-speaker.
             spk = np.array([c.speaker for c in tess])
             for train_spk, test_spk in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF")):
                 tr, te = np.flatnonzero(spk == train_spk), np.flatnonzero(spk == test_spk)
-                out = train_predict(system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed)
-                results["_runs"].setdefault(("2 TESS cross-speaker", system.name), []).append(score(out["test"], y[te], labels))
+                out = train_predict(
+                    system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
+                )
+                results["_runs"].setdefault(("2 TESS cross-speaker", system.name), []).append(
+                    score(out["test"], y[te], labels)
+                )
             # 3 + 6. RAVDESS actor-independent, 7 labels, with noise.
             f, y, labels = feats["rav7"], ys["rav7"], label_sets["rav7"]
             for _, tr, te in ravdess_folds(rav7):
@@ -168,39 +216,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for noise in NOISES:
                         tests[noise] = f.get(system.feature_set, noise, babble="test")[te]
                 out = train_predict(system, f, tr, tests, labels, y, seed=seed)
-                results["_runs"].setdefault(("3 RAVDESS actor-independent, 7 labels", system.name), []).append(
-                    score(out["clean"], y[te], labels))
+                results["_runs"].setdefault(
+                    ("3 RAVDESS actor-independent, 7 labels", system.name), []
+                ).append(score(out["clean"], y[te], labels))
                 for noise in tests:
                     if noise != "clean":
-                        results["_runs"].setdefault((f"6 RAVDESS 7 labels + {noise} dB", system.name), []).append(
-                            score(out[noise], y[te], labels))
+                        results["_runs"].setdefault(
+                            (f"6 RAVDESS 7 labels + {noise} dB", system.name), []
+                        ).append(score(out[noise], y[te], labels))
             # 3. RAVDESS 8 classes (benchmark only: "calm" is not a product label).
             f8, y8, labels8 = feats["rav8"], ys["rav8"], label_sets["rav8"]
             for _, tr, te in ravdess_folds(rav8):
-                out = train_predict(system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed)
-                results["_runs"].setdefault(("3 RAVDESS actor-independent, 8 classes", system.name), []).append(
-                    score(out["test"], y8[te], labels8))
+                out = train_predict(
+                    system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed
+                )
+                results["_runs"].setdefault(
+                    ("3 RAVDESS actor-independent, 8 classes", system.name), []
+                ).append(score(out["test"], y8[te], labels8))
             # 4. Cross-corpus on the shared labels (RAVDESS calm dropped).
             fb, yb, labelsb = feats["both"], ys["both"], label_sets["both"]
             is_tess = np.array([c.corpus == "tess" for c in corpora["both"]])
-            not_calm = np.ones(len(is_tess), dtype=bool)  # rav7 maps calm to neutral; exclude it here
+            not_calm = np.ones(
+                len(is_tess), dtype=bool
+            )  # rav7 maps calm to neutral; exclude it here
             rav_native = {c.path: c.label for c in rav8}
             for i, c in enumerate(corpora["both"]):
                 if c.corpus == "ravdess" and rav_native[c.path] == "calm":
                     not_calm[i] = False
-            for name, tr_mask, te_mask in (("TESS -> RAVDESS", is_tess, ~is_tess & not_calm),
-                                           ("RAVDESS -> TESS", ~is_tess & not_calm, is_tess)):
+            for name, tr_mask, te_mask in (
+                ("TESS -> RAVDESS", is_tess, ~is_tess & not_calm),
+                ("RAVDESS -> TESS", ~is_tess & not_calm, is_tess),
+            ):
                 tr, te = np.flatnonzero(tr_mask), np.flatnonzero(te_mask)
-                out = train_predict(system, fb, tr, {"test": fb.get(system.feature_set)[te]}, labelsb, yb, seed=seed)
-                results["_runs"].setdefault((f"4 cross-corpus {name}", system.name), []).append(score(out["test"], yb[te], labelsb))
+                out = train_predict(
+                    system, fb, tr, {"test": fb.get(system.feature_set)[te]}, labelsb, yb, seed=seed
+                )
+                results["_runs"].setdefault((f"4 cross-corpus {name}", system.name), []).append(
+                    score(out["test"], yb[te], labelsb)
+                )
             # 5. Pooled TESS + RAVDESS, speaker-independent (the trainer's `speaker` protocol).
             if not args.quick:
                 for fold in speaker_folds(corpora["both"]):
-                    out = train_predict(system, fb, fold.train, {"test": fb.get(system.feature_set)[fold.test]},
-                                        labelsb, yb, seed=seed)
+                    out = train_predict(
+                        system,
+                        fb,
+                        fold.train,
+                        {"test": fb.get(system.feature_set)[fold.test]},
+                        labelsb,
+                        yb,
+                        seed=seed,
+                    )
                     corpus = fold.name.split("-speaker-")[0]
-                    results["_runs"].setdefault((f"5 pooled, held-out {corpus} speakers", system.name), []).append(
-                        score(out["test"], yb[fold.test], labelsb))
+                    results["_runs"].setdefault(
+                        (f"5 pooled, held-out {corpus} speakers", system.name), []
+                    ).append(score(out["test"], yb[fold.test], labelsb))
     runs = results.pop("_runs")
     for (protocol, system_name), items in runs.items():
         results[protocol][system_name] = pooled(items)
@@ -210,26 +279,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def write_report(results: dict[str, Any], args: argparse.Namespace, seconds: float) -> None:
     DOCS.mkdir(exist_ok=True)
     (DOCS / "img").mkdir(exist_ok=True)
-    (DOCS / "accuracy.json").write_text(json.dumps(
-        {"command": " ".join(sys.argv), "seeds": args.seeds, "seconds": round(seconds), "results": results},
-        indent=1, sort_keys=True) + "\n")
+    (DOCS / "accuracy.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "seeds": args.seeds,
+                "seconds": round(seconds),
+                "results": results,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     systems = list(args.systems)
-    header = "| protocol | " + " | ".join(f"{s} UA" for s in systems) + " | " + " | ".join(
-        f"{s} acc / F1 / ECE" for s in systems) + " |"
+    header = (
+        "| protocol | "
+        + " | ".join(f"{s} UA" for s in systems)
+        + " | "
+        + " | ".join(f"{s} acc / F1 / ECE" for s in systems)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (1 + 2 * len(systems))]
     for protocol in sorted(results):
         row = results[protocol]
-        ua = [f"{100 * row[s]['unweighted_accuracy']:.1f} ± {100 * row[s]['unweighted_accuracy_std']:.1f}"
-              if s in row else "" for s in systems]
-        rest = [f"{100 * row[s]['accuracy']:.1f} / {100 * row[s]['macro_f1']:.1f} / {row[s]['ece']:.3f}"
-                if s in row else "" for s in systems]
+        ua = [
+            f"{100 * row[s]['unweighted_accuracy']:.1f} ± {100 * row[s]['unweighted_accuracy_std']:.1f}"
+            if s in row
+            else ""
+            for s in systems
+        ]
+        rest = [
+            f"{100 * row[s]['accuracy']:.1f} / {100 * row[s]['macro_f1']:.1f} / {row[s]['ece']:.3f}"
+            if s in row
+            else ""
+            for s in systems
+        ]
         lines.append(f"| {protocol} | " + " | ".join(ua) + " | " + " | ".join(rest) + " |")
     recall_lines = []
     for protocol in sorted(results):
         for s in systems:
             if s in results[protocol]:
                 r = results[protocol][s]["per_class_recall"]
-                recall_lines.append(f"| {protocol} | {s} | " + ", ".join(f"{k} {100 * v:.0f}" for k, v in r.items()) + " |")
+                recall_lines.append(
+                    f"| {protocol} | {s} | "
+                    + ", ".join(f"{k} {100 * v:.0f}" for k, v in r.items())
+                    + " |"
+                )
     plot_confusions(results, systems)
     desc = "\n".join(f"- **{s}**: {SYSTEMS[s].description}" for s in systems)
     text = f"""# Accuracy benchmark
@@ -272,21 +368,36 @@ def plot_confusions(results: dict[str, Any], systems: list[str]) -> None:
             ax.set_yticks(range(len(labels)), labels)
             for i in range(len(labels)):
                 for j in range(len(labels)):
-                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * norm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
-            ax.set_title(f"{protocol}\n{s}: UA {100 * row[s]['unweighted_accuracy']:.1f}%", fontsize=8)
+            ax.set_title(
+                f"{protocol}\n{s}: UA {100 * row[s]['unweighted_accuracy']:.1f}%", fontsize=8
+            )
             fig.tight_layout()
-            slug = "".join(ch if ch.isalnum() else "-" for ch in f"{protocol}-{s}".lower()).strip("-")
+            slug = "".join(ch if ch.isalnum() else "-" for ch in f"{protocol}-{s}".lower()).strip(
+                "-"
+            )
             fig.savefig(DOCS / "img" / f"confusion-{slug}.png", dpi=80)
             plt.close(fig)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-root", type=Path, default=default_data_root())
-    parser.add_argument("--systems", nargs="+", default=["paper", "speech-stats"], choices=sorted(SYSTEMS))
+    parser.add_argument(
+        "--systems", nargs="+", default=["paper", "speech-stats"], choices=sorted(SYSTEMS)
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--quick", action="store_true", help="skip noise and pooled protocols")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())

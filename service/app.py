@@ -33,13 +33,13 @@ from service.errors import (
 )
 from service.features import FeatureError
 from service.inference import ClipResult, classify_clip
-from service.logs import request_id_var
-from service.timeline import timeline as speech_timeline
 from service.limits import BodySizeLimitMiddleware
+from service.logs import request_id_var
 from service.model import EmotionModel, load_model
 from service.schemas import BatchResponse, ModelInfo, PredictResponse
 from service.settings import Settings
 from service.stats import ServiceStats
+from service.timeline import timeline as speech_timeline
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("service.access")
@@ -81,8 +81,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ready = False
     app.state.model = load_model(settings.model_path, threads=settings.ort_threads)
     app.state.stats.model_info.info(
-        {"name": app.state.model.name, "version": app.state.model.version,
-         "feature_set": app.state.model.feature_set.name}
+        {
+            "name": app.state.model.name,
+            "version": app.state.model.version,
+            "feature_set": app.state.model.feature_set.name,
+        }
     )
     if settings.warmup:
         _warm_up(app.state.model)
@@ -108,7 +111,11 @@ class RequestStatsMiddleware:
         path = scope.get("path", "")
         route = path if path in KNOWN_ROUTES else "other"
         request_id = next(
-            (v.decode("latin-1")[:128] for k, v in scope.get("headers", ()) if k == b"x-request-id"),
+            (
+                v.decode("latin-1")[:128]
+                for k, v in scope.get("headers", ())
+                if k == b"x-request-id"
+            ),
             uuid.uuid4().hex,
         )
         scope.setdefault("state", {})["request_id"] = request_id
@@ -122,16 +129,26 @@ class RequestStatsMiddleware:
                 status = int(message["status"])
                 self.stats.record_request(route, status)
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_stats)
         finally:
             access_log.info(
-                "%s %s %d", scope.get("method", ""), path, status,
-                extra={"status": status, "route": route, "request_id": request_id,
-                       "duration_ms": round(1000 * (time.perf_counter() - started), 3)},
+                "%s %s %d",
+                scope.get("method", ""),
+                path,
+                status,
+                extra={
+                    "status": status,
+                    "route": route,
+                    "request_id": request_id,
+                    "duration_ms": round(1000 * (time.perf_counter() - started), 3),
+                },
             )
             request_id_var.reset(token)
 
@@ -187,7 +204,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stats = stats
     app.state.ready = False
     app.state.limiter = InflightLimiter(settings.max_inflight, stats)
-    app.state.api_keys = ApiKeys.from_sources(keys=settings.api_keys, keys_file=settings.api_keys_file)
+    app.state.api_keys = ApiKeys.from_sources(
+        keys=settings.api_keys, keys_file=settings.api_keys_file
+    )
     protected = [Depends(require_api_key)]
     install_error_handlers(app)
     app.add_middleware(
@@ -279,9 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=protected,
         responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
     )
-    def metrics(
-        request: Request, stats: Annotated[ServiceStats, Depends(get_stats)]
-    ) -> Response:
+    def metrics(request: Request, stats: Annotated[ServiceStats, Depends(get_stats)]) -> Response:
         """Model evaluation metrics and the service's own counters: JSON by default, the
         Prometheus text format for ``Accept: text/plain`` or OpenMetrics."""
         accept = request.headers.get("accept", "")
@@ -291,7 +308,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Response(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
         model: EmotionModel | None = getattr(request.app.state, "model", None)
         body = {
-            "model": None if model is None else {
+            "model": None
+            if model is None
+            else {
                 "name": model.name,
                 "version": model.version,
                 "labels": list(model.labels),

@@ -124,7 +124,9 @@ def decode_audio(
         Not audio, truncated, empty, non-finite samples, or an absurd header.
     """
     if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
-        raise ValueError(f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]")
+        raise ValueError(
+            f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]"
+        )
     try:
         handle = _open(source)
     except UnsupportedFormatError:
@@ -135,11 +137,20 @@ def decode_audio(
         from service.av_decode import decode_with_av
 
         mono, rate, channels = decode_with_av(
-            source, container=container, max_duration_s=max_duration_s,
-            max_rate=MAX_SOURCE_RATE, max_channels=MAX_CHANNELS,
+            source,
+            container=container,
+            max_duration_s=max_duration_s,
+            max_rate=MAX_SOURCE_RATE,
+            max_channels=MAX_CHANNELS,
         )
-        return _finish(mono, rate=rate, channels=channels, fmt=container,
-                       target_rate=target_rate, min_duration_s=min_duration_s)
+        return _finish(
+            mono,
+            rate=rate,
+            channels=channels,
+            fmt=container,
+            target_rate=target_rate,
+            min_duration_s=min_duration_s,
+        )
     with handle:
         rate, channels, claimed = int(handle.samplerate), int(handle.channels), int(handle.frames)
         fmt = str(handle.format)
@@ -161,14 +172,24 @@ def decode_audio(
             )
         try:
             # Read at most `limit` frames: a header may lie about its length.
-            frames = handle.read(frames=-1 if limit is None else limit, dtype="float32", always_2d=True)
+            frames = handle.read(
+                frames=-1 if limit is None else limit, dtype="float32", always_2d=True
+            )
         except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
-            raise AudioError(f"The audio data is corrupt or truncated: {exc}.", reason="corrupt") from exc
+            raise AudioError(
+                f"The audio data is corrupt or truncated: {exc}.", reason="corrupt"
+            ) from exc
     if limit is not None and frames.shape[0] >= limit:
         raise AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
     mono = frames.mean(axis=1, dtype=np.float32) if channels > 1 else frames[:, 0]
-    return _finish(mono, rate=rate, channels=channels, fmt=fmt, target_rate=target_rate,
-                   min_duration_s=min_duration_s)
+    return _finish(
+        mono,
+        rate=rate,
+        channels=channels,
+        fmt=fmt,
+        target_rate=target_rate,
+        min_duration_s=min_duration_s,
+    )
 
 
 def _finish(

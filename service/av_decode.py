@@ -11,14 +11,23 @@ from service.audio import AudioError, AudioTooLongError, Source
 
 
 def decode_with_av(
-    source: Source, *, container: str, max_duration_s: float | None, max_rate: int, max_channels: int
+    source: Source,
+    *,
+    container: str,
+    max_duration_s: float | None,
+    max_rate: int,
+    max_channels: int,
 ) -> tuple[np.ndarray, int, int]:
     """Mono float32 samples of shape ``(n,)``, the source rate and channel count."""
     import av
 
-    handle = io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
+    handle = (
+        io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
+    )
     try:
-        with av.open(handle if not isinstance(handle, os.PathLike) else str(handle), mode="r") as media:
+        with av.open(
+            handle if not isinstance(handle, os.PathLike) else str(handle), mode="r"
+        ) as media:
             streams = media.streams.audio
             if not streams:
                 raise AudioError(f"The {container} file has no audio stream.", reason="no_audio")
@@ -41,12 +50,16 @@ def decode_with_av(
                     chunks.append(block)
                     total += block.shape[0]
                 if limit is not None and total >= limit:
-                    raise AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
+                    raise AudioTooLongError(
+                        f"Audio is longer than the limit of {max_duration_s:g} s."
+                    )
             for mono in resampler.resample(None):
                 chunks.append(mono.to_ndarray().reshape(-1).astype(np.float32, copy=False))
     except AudioError:
         raise
     except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
-        raise AudioError(f"The {container} data is corrupt or truncated: {exc}.", reason="corrupt") from exc
+        raise AudioError(
+            f"The {container} data is corrupt or truncated: {exc}.", reason="corrupt"
+        ) from exc
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return samples, rate, channels

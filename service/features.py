@@ -279,7 +279,11 @@ class SpeechStats:
             [f"mfcc{i}_mean" for i in range(c)]
             + [f"mfcc{i}_std" for i in range(c)]
             + [f"dmfcc{i}_std" for i in range(c)]
-            + [f"{f}_{s}" for f in ("centroid", "bandwidth", "flatness", "rolloff") for s in ("mean", "std")]
+            + [
+                f"{f}_{s}"
+                for f in ("centroid", "bandwidth", "flatness", "rolloff")
+                for s in ("mean", "std")
+            ]
             + ["energy_mean", "energy_std", "energy_p10", "energy_p90", "denergy_std"]
             + ["zcr_mean", "zcr_std"]
             + ["f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range", "f0_slope"]
@@ -332,7 +336,11 @@ class SpeechStats:
         # Parabolic interpolation around the peak for sub-sample lag precision.
         inner = (best > 0) & (best < search.shape[1] - 1)
         rows = np.flatnonzero(inner)
-        a, b, c = search[rows, best[rows] - 1], search[rows, best[rows]], search[rows, best[rows] + 1]
+        a, b, c = (
+            search[rows, best[rows] - 1],
+            search[rows, best[rows]],
+            search[rows, best[rows] + 1],
+        )
         denom = a - 2 * b + c
         shift = np.where(np.abs(denom) > 1e-9, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
         lag[rows] += np.clip(shift, -0.5, 0.5)
@@ -366,7 +374,9 @@ class SpeechStats:
         denergy = _delta(energy[:, None], width=cfg.delta_width)[speech, 0]
 
         padded = np.pad(y, spec.win_length // 2)
-        time_frames = np.lib.stride_tricks.sliding_window_view(padded, spec.win_length)[:: spec.hop_length]
+        time_frames = np.lib.stride_tricks.sliding_window_view(padded, spec.win_length)[
+            :: spec.hop_length
+        ]
         time_frames = time_frames[: power.shape[0]]
         signs = np.signbit(time_frames)
         zcr = (signs[:, 1:] != signs[:, :-1]).mean(axis=1)[speech[: time_frames.shape[0]]]
@@ -392,16 +402,32 @@ class SpeechStats:
         speech_seconds = max(speech.sum() * frame_s, frame_s)
 
         parts = [
-            m.mean(axis=0), m.std(axis=0), delta.std(axis=0),
-            [centroid.mean(), centroid.std(), bandwidth.mean(), bandwidth.std(),
-             flatness.mean(), flatness.std(), rolloff.mean(), rolloff.std()],
-            [relative_energy.mean(), relative_energy.std(), *np.percentile(relative_energy, [10, 90]),
-             denergy.std()],
+            m.mean(axis=0),
+            m.std(axis=0),
+            delta.std(axis=0),
+            [
+                centroid.mean(),
+                centroid.std(),
+                bandwidth.mean(),
+                bandwidth.std(),
+                flatness.mean(),
+                flatness.std(),
+                rolloff.mean(),
+                rolloff.std(),
+            ],
+            [
+                relative_energy.mean(),
+                relative_energy.std(),
+                *np.percentile(relative_energy, [10, 90]),
+                denergy.std(),
+            ],
             [zcr.mean(), zcr.std()],
             f0_stats,
             [voiced.sum() / speech.sum(), peaks.sum() / speech_seconds],
         ]
-        return np.concatenate([np.asarray(part, dtype=np.float64).ravel() for part in parts]).astype(np.float32)
+        return np.concatenate(
+            [np.asarray(part, dtype=np.float64).ravel() for part in parts]
+        ).astype(np.float32)
 
 
 def _delta(frames: np.ndarray, *, width: int) -> np.ndarray:

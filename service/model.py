@@ -143,7 +143,8 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     unknown = [label for label in labels if label not in contract.EMOTIONS]
     if not labels or unknown or len(set(labels)) != len(labels):
         raise ModelContractError(
-            f"{path} has labels {list(labels)}; they must be distinct and among {list(contract.EMOTIONS)}"
+            f"{path} has labels {list(labels)}; "
+            f"they must be distinct and among {list(contract.EMOTIONS)}"
         )
     try:
         feature_set = get_feature_set(meta[contract.KEY_FEATURE_SET])
@@ -173,6 +174,9 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     )
     log.info(
         "loaded model %s version %s (%s, %d labels)",
-        path, model.version, feature_set.name, len(labels),
+        path,
+        model.version,
+        feature_set.name,
+        len(labels),
     )
     return model

@@ -34,7 +34,9 @@ def find_audio(paths: Sequence[str]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            )
         else:
             yield path
 
@@ -44,7 +46,9 @@ def _init(model_path: str) -> None:
     _model = load_model(model_path)
 
 
-def predict_file(path: Path, model: EmotionModel | None = None, *, max_duration_s: float | None = None) -> dict[str, Any]:
+def predict_file(
+    path: Path, model: EmotionModel | None = None, *, max_duration_s: float | None = None
+) -> dict[str, Any]:
     """One output record for ``path``: the prediction, or the error that stopped it."""
     model = model or _model
     assert model is not None, "call _init first"
@@ -72,7 +76,15 @@ class Writer:
         self.stream, self.fmt, self.labels = stream, fmt, list(labels)
         self.csv: Any = None
         if fmt == "csv":
-            fields = ["path", "label", "confidence", "duration_s", *[f"p_{l}" for l in labels], "error", "detail"]
+            fields = [
+                "path",
+                "label",
+                "confidence",
+                "duration_s",
+                *[f"p_{label}" for label in labels],
+                "error",
+                "detail",
+            ]
             self.csv = csv.DictWriter(stream, fieldnames=fields)
             self.csv.writeheader()
 
@@ -87,9 +99,14 @@ class Writer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ser-predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (recursive)")
+    parser = argparse.ArgumentParser(
+        prog="ser-predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="audio files or folders (recursive)"
+    )
     parser.add_argument("--model", default=os.environ.get("SER_MODEL_PATH", str(BUNDLED_MODEL)))
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
@@ -106,13 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("ser-predict: no audio files found", file=sys.stderr)
         return 2
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    # Closed in the finally below; standard output is never closed.
+    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     failures = 0
     try:
         writer = Writer(out, args.format, model.labels)
         bar = tqdm(total=len(files), unit="file", disable=args.no_progress, file=sys.stderr)
         if args.workers > 1 and len(files) > 1:
-            with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.model,)) as pool:
+            with ProcessPoolExecutor(
+                args.workers, initializer=_init, initargs=(args.model,)
+            ) as pool:
                 records = pool.map(_predict_path, files, chunksize=8)
                 for record in records:
                     failures += "error" in record

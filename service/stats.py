@@ -8,9 +8,8 @@ from collections import Counter, deque
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge, Histogram, Info
 
 STAGES = ("decode", "features", "inference", "total")
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -27,15 +26,20 @@ class ServiceStats:
         self._latency: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self.registry = CollectorRegistry()
         self.prom_requests = PromCounter(
-            "ser_requests", "HTTP requests by route and status", ["route", "status"],
+            "ser_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
             registry=self.registry,
         )
         self.prom_errors = PromCounter(
             "ser_errors", "Rejected or failed requests by kind", ["kind"], registry=self.registry
         )
         self.prom_latency = Histogram(
-            "ser_stage_seconds", "Per-clip latency by stage", ["stage"],
-            buckets=_BUCKETS, registry=self.registry,
+            "ser_stage_seconds",
+            "Per-clip latency by stage",
+            ["stage"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.inflight = Gauge("ser_inflight", "Inferences in progress", registry=self.registry)
         self.model_info = Info("ser_model", "The served model", registry=self.registry)

@@ -27,7 +27,9 @@ class VadConfig:
     pad_s: float = 0.1
 
 
-def speech_segments(samples: np.ndarray, *, sample_rate: int, config: VadConfig = VadConfig()) -> list[tuple[int, int]]:
+def speech_segments(
+    samples: np.ndarray, *, sample_rate: int, config: VadConfig = VadConfig()
+) -> list[tuple[int, int]]:
     """Speech regions as ``(start, end)`` sample indices, for mono ``samples`` of shape ``(n,)``."""
     frame = max(1, int(config.frame_s * sample_rate))
     n_frames = samples.shape[0] // frame
@@ -41,7 +43,7 @@ def speech_segments(samples: np.ndarray, *, sample_rate: int, config: VadConfig 
         return []
     active = energy > threshold
     segments: list[list[int]] = []
-    for i in np.flatnonzero(active):
+    for i in np.flatnonzero(active).tolist():
         if segments and (i - segments[-1][1]) * config.frame_s <= config.bridge_gap_s:
             segments[-1][1] = i + 1
         else:
@@ -55,7 +57,9 @@ def speech_segments(samples: np.ndarray, *, sample_rate: int, config: VadConfig 
     return out
 
 
-def classify_span(model: EmotionModel, samples: np.ndarray, *, window: int, min_window: int) -> np.ndarray:
+def classify_span(
+    model: EmotionModel, samples: np.ndarray, *, window: int, min_window: int
+) -> np.ndarray:
     """Duration-weighted mean probabilities over consecutive windows of ``samples``."""
     bounds = list(range(0, samples.shape[0], window))
     pieces = [samples[b : b + window] for b in bounds]
@@ -80,11 +84,15 @@ def timeline(
     for start, end in speech_segments(samples, sample_rate=rate, config=vad):
         probs = classify_span(model, samples[start:end], window=window, min_window=min_window)
         prediction = model.to_prediction(probs)
-        segments.append({
-            "start": round(start / rate, 3), "end": round(end / rate, 3),
-            "label": prediction.label, "confidence": prediction.confidence,
-            "probabilities": prediction.probabilities,
-        })
+        segments.append(
+            {
+                "start": round(start / rate, 3),
+                "end": round(end / rate, 3),
+                "label": prediction.label,
+                "confidence": prediction.confidence,
+                "probabilities": prediction.probabilities,
+            }
+        )
         total += probs * (end - start)
         speech_samples += end - start
     distribution = total / speech_samples if speech_samples else total
@@ -95,6 +103,8 @@ def timeline(
             "speech_s": round(speech_samples / rate, 3),
             "segments": len(segments),
             "dominant": model.labels[int(np.argmax(distribution))] if speech_samples else None,
-            "distribution": {l: float(p) for l, p in zip(model.labels, distribution, strict=True)},
+            "distribution": {
+                label: float(p) for label, p in zip(model.labels, distribution, strict=True)
+            },
         },
     }

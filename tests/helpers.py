@@ -18,8 +18,14 @@ from service.features import get_feature_set
 
 
 def tone(
-    *, freq: float = 220.0, seconds: float = 1.0, rate: int = 16_000, amplitude: float = 0.3,
-    channels: int = 1, seed: int = 0, noise: float = 0.01,
+    *,
+    freq: float = 220.0,
+    seconds: float = 1.0,
+    rate: int = 16_000,
+    amplitude: float = 0.3,
+    channels: int = 1,
+    seed: int = 0,
+    noise: float = 0.01,
 ) -> np.ndarray:
     """A harmonic tone with a little noise: shape ``(n,)`` or ``(n, channels)``, float32."""
     rng = np.random.default_rng(seed)
@@ -32,7 +38,9 @@ def tone(
     return y
 
 
-def encode(samples: np.ndarray, *, rate: int = 16_000, format: str = "WAV", subtype: str | None = None) -> bytes:
+def encode(
+    samples: np.ndarray, *, rate: int = 16_000, format: str = "WAV", subtype: str | None = None
+) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format=format, subtype=subtype)
     return buffer.getvalue()
@@ -42,8 +50,13 @@ def encode(samples: np.ndarray, *, rate: int = 16_000, format: str = "WAV", subt
 DEFAULT_METRICS = {
     "speaker": {
         "tess": {
-            "folds": 2, "accuracy": 0.5, "accuracy_std": 0.1, "unweighted_accuracy": 0.5,
-            "unweighted_accuracy_std": 0.1, "macro_f1": 0.45, "macro_f1_std": 0.1,
+            "folds": 2,
+            "accuracy": 0.5,
+            "accuracy_std": 0.1,
+            "unweighted_accuracy": 0.5,
+            "unweighted_accuracy_std": 0.1,
+            "macro_f1": 0.45,
+            "macro_f1_std": 0.1,
             "labels": list(contract.EMOTIONS),
             "per_class_recall": {e: 0.5 for e in contract.EMOTIONS},
             "confusion": [[5 if i == j else 1 for j in range(7)] for i in range(7)],

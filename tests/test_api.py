@@ -16,10 +16,17 @@ def _post(client: TestClient, data: bytes, name: str = "clip.wav"):
 
 @pytest.mark.parametrize(
     ("fmt", "subtype", "rate"),
-    [("WAV", "PCM_16", 16_000), ("FLAC", "PCM_24", 44_100), ("OGG", "VORBIS", 22_050), ("WAV", "FLOAT", 48_000)],
+    [
+        ("WAV", "PCM_16", 16_000),
+        ("FLAC", "PCM_24", 44_100),
+        ("OGG", "VORBIS", 22_050),
+        ("WAV", "FLOAT", 48_000),
+    ],
 )
 def test_predict_happy_path(client: TestClient, fmt: str, subtype: str, rate: int) -> None:
-    response = _post(client, encode(tone(seconds=1.5, rate=rate), rate=rate, format=fmt, subtype=subtype))
+    response = _post(
+        client, encode(tone(seconds=1.5, rate=rate), rate=rate, format=fmt, subtype=subtype)
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body["probabilities"]) == set(EMOTIONS)
@@ -45,13 +52,20 @@ ERRORS = [
     ("not audio", b"hello, world" * 100, 415, "unsupported_format"),
     ("empty file", b"", 422, "empty"),
     ("too short", encode(np.zeros(100, dtype=np.float32)), 422, "too_short"),
-    ("NaN samples", encode(np.full(8000, np.nan, dtype=np.float32), subtype="FLOAT"), 422, "non_finite"),
+    (
+        "NaN samples",
+        encode(np.full(8000, np.nan, dtype=np.float32), subtype="FLOAT"),
+        422,
+        "non_finite",
+    ),
     ("too long", encode(tone(seconds=6.0, rate=8_000), rate=8_000), 413, "audio_too_long"),
 ]
 
 
 @pytest.mark.parametrize(("case", "data", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
-def test_predict_bad_input_gets_a_clear_4xx(client: TestClient, case: str, data: bytes, status: int, code: str) -> None:
+def test_predict_bad_input_gets_a_clear_4xx(
+    client: TestClient, case: str, data: bytes, status: int, code: str
+) -> None:
     response = _post(client, data)
     assert response.status_code == status, response.text
     body = response.json()

@@ -77,9 +77,13 @@ def _wav_header(*, channels: int, rate: int, frames: int, bits: int = 16) -> byt
     block = channels * bits // 8
     data_len = frames * block
     return (
-        b"RIFF" + struct.pack("<I", 36 + data_len) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
-        + b"data" + struct.pack("<I", data_len)
+        b"RIFF"
+        + struct.pack("<I", 36 + data_len)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
+        + b"data"
+        + struct.pack("<I", data_len)
     )
 
 
@@ -95,10 +99,16 @@ INVALID = {
     "zero_frames": (_wav_header(channels=1, rate=16_000, frames=0), AudioError),
     "truncated_header": (encode(tone(seconds=0.5))[:30], AudioError),
     "all_nan": (_float_wav(np.full(16_000, np.nan, dtype=np.float32)), AudioError),
-    "some_inf": (_float_wav(np.where(np.arange(16_000) == 5, np.inf, 0.1).astype(np.float32)), AudioError),
+    "some_inf": (
+        _float_wav(np.where(np.arange(16_000) == 5, np.inf, 0.1).astype(np.float32)),
+        AudioError,
+    ),
     "absurd_rate": (_wav_header(channels=1, rate=2_000_000, frames=100) + b"\0" * 200, AudioError),
     "tiny_rate": (_wav_header(channels=1, rate=10, frames=100) + b"\0" * 200, AudioError),
-    "absurd_channels": (_wav_header(channels=200, rate=16_000, frames=10) + b"\0" * 4000, AudioError),
+    "absurd_channels": (
+        _wav_header(channels=200, rate=16_000, frames=10) + b"\0" * 4000,
+        AudioError,
+    ),
     "one_sample": (encode(np.zeros(1, dtype=np.float32)), AudioError),
     "huge_floats": (_float_wav(np.full(16_000, 1e30, dtype=np.float32)), AudioError),
 }

@@ -38,7 +38,12 @@ CASES = {"webm-opus": ("webm", "libopus", 48_000), "m4a-aac": ("mp4", "aac", 44_
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_browser_and_phone_formats_decode(case: str) -> None:
     container, codec, rate = CASES[case]
-    data = encode_av(tone(freq=440.0, seconds=1.0, rate=rate, noise=0.0), rate=rate, container=container, codec=codec)
+    data = encode_av(
+        tone(freq=440.0, seconds=1.0, rate=rate, noise=0.0),
+        rate=rate,
+        container=container,
+        codec=codec,
+    )
     assert sniff_container(data) in ("WebM", "M4A")
     audio = decode_audio(data)
     assert audio.sample_rate == 16_000 and audio.source_rate == rate

@@ -59,4 +59,6 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
     fitted = fit_temperature(overconfident, y)
     assert fitted == pytest.approx(3.0, rel=0.1)
     np.testing.assert_allclose(apply_temperature(overconfident, fitted), true_probs, atol=0.05)
-    assert np.array_equal(apply_temperature(overconfident, fitted).argmax(1), overconfident.argmax(1))
+    assert np.array_equal(
+        apply_temperature(overconfident, fitted).argmax(1), overconfident.argmax(1)
+    )

@@ -33,7 +33,10 @@ def test_shape_dtype_and_determinism(name: str) -> None:
 def test_mfcc40_mean_matches_librosa() -> None:
     fs = get_feature_set("mfcc40-mean")
     rng = np.random.default_rng(1)
-    for y in (tone(freq=180.0, seconds=2.3), (0.05 * rng.standard_normal(37_123)).astype(np.float32)):
+    for y in (
+        tone(freq=180.0, seconds=2.3),
+        (0.05 * rng.standard_normal(37_123)).astype(np.float32),
+    ):
         reference = librosa.feature.mfcc(y=y, sr=16_000, n_mfcc=40)
         ours = fs.mfcc(y).T
         assert ours.shape == reference.shape
@@ -43,12 +46,17 @@ def test_mfcc40_mean_matches_librosa() -> None:
 
 @pytest.mark.parametrize(
     ("sr", "n_fft", "n_mels", "fmin", "fmax", "htk"),
-    [(16_000, 2048, 128, 0.0, None, False), (16_000, 512, 64, 50.0, 8000.0, False),
-     (22_050, 1024, 40, 20.0, 7600.0, True)],
+    [
+        (16_000, 2048, 128, 0.0, None, False),
+        (16_000, 512, 64, 50.0, 8000.0, False),
+        (22_050, 1024, 40, 20.0, 7600.0, True),
+    ],
 )
 def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax, htk) -> None:
     ours = mel_filterbank(sample_rate=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk)
-    reference = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk)
+    reference = librosa.filters.mel(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk
+    )
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-8)
 
 

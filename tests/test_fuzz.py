@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import encode, tone
 
@@ -27,9 +28,22 @@ VALID = [
 def _wav_header(channels: int, rate: int, frames: int, bits: int = 16, fmt: int = 1) -> bytes:
     block = max(1, channels * bits // 8)
     return (
-        b"RIFF" + struct.pack("<I", (36 + frames * block) & 0xFFFFFFFF) + b"WAVE" + b"fmt "
-        + struct.pack("<IHHIIHH", 16, fmt, channels & 0xFFFF, rate & 0xFFFFFFFF, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
-        + b"data" + struct.pack("<I", (frames * block) & 0xFFFFFFFF)
+        b"RIFF"
+        + struct.pack("<I", (36 + frames * block) & 0xFFFFFFFF)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack(
+            "<IHHIIHH",
+            16,
+            fmt,
+            channels & 0xFFFF,
+            rate & 0xFFFFFFFF,
+            (rate * block) & 0xFFFFFFFF,
+            block & 0xFFFF,
+            bits,
+        )
+        + b"data"
+        + struct.pack("<I", (frames * block) & 0xFFFFFFFF)
     )
 
 
@@ -51,8 +65,10 @@ def corrupt_audio(draw) -> bytes:
         cut = draw(st.integers(0, len(base)))
         return base[:cut] + draw(st.binary(max_size=512)) + base[cut:]
     header = _wav_header(
-        channels=draw(st.integers(0, 70_000)), rate=draw(st.integers(0, 2**32 - 1)),
-        frames=draw(st.integers(0, 2**31)), bits=draw(st.sampled_from([0, 8, 16, 24, 32, 64])),
+        channels=draw(st.integers(0, 70_000)),
+        rate=draw(st.integers(0, 2**32 - 1)),
+        frames=draw(st.integers(0, 2**31)),
+        bits=draw(st.sampled_from([0, 8, 16, 24, 32, 64])),
         fmt=draw(st.sampled_from([1, 3, 0xFFFE, 2, 0])),
     )
     return header + draw(st.binary(max_size=2048))
@@ -85,7 +101,9 @@ def test_edge_cases_get_a_clear_answer(client: TestClient, case: str) -> None:
         assert response.status_code == 200
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=corrupt_audio())
 def test_corrupt_audio_never_causes_a_5xx(client: TestClient, data: bytes) -> None:
     response = client.post("/predict", files={"file": ("fuzz.bin", data)})

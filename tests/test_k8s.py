@@ -18,7 +18,9 @@ def _documents():
             yield path.name, doc
 
 
-@pytest.mark.parametrize(("name", "doc"), list(_documents()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "doc"), list(_documents()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_manifest_is_valid_kubernetes(name, doc) -> None:
     kubernetes_validate.validate(doc, VERSION, strict=True)
 
@@ -37,5 +39,10 @@ def test_probes_and_resources_fit_the_service() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["resources"]["requests"]["cpu"]
-    assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
-    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert (
+        docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"]
+        == docs["Deployment"]["metadata"]["name"]
+    )
+    assert (
+        docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    )

@@ -25,10 +25,20 @@ def _free_port() -> int:
 
 
 def _start(model: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "SER_MODEL_PATH": str(model), "SER_PORT": str(port), "SER_WORKERS": str(workers),
-           "SER_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "service"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SER_MODEL_PATH": str(model),
+        "SER_PORT": str(port),
+        "SER_WORKERS": str(workers),
+        "SER_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -51,15 +61,24 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_model: Path) -> None:
         _wait_ready(port, proc)
         # A long recording with a timeline keeps the server busy for a noticeable time.
         rng = np.random.default_rng(0)
-        long_clip = np.concatenate([tone(seconds=2.0, seed=i) if i % 2 else 0.001 * rng.standard_normal(32_000).astype(np.float32)
-                                    for i in range(120)])
+        long_clip = np.concatenate(
+            [
+                tone(seconds=2.0, seed=i)
+                if i % 2
+                else 0.001 * rng.standard_normal(32_000).astype(np.float32)
+                for i in range(120)
+            ]
+        )
         data = encode(long_clip)
         result: dict[str, object] = {}
 
         def slow_request() -> None:
             started = time.perf_counter()
-            response = httpx.post(f"http://127.0.0.1:{port}/predict?timeline=true",
-                                  files={"file": ("long.wav", data)}, timeout=60)
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/predict?timeline=true",
+                files={"file": ("long.wav", data)},
+                timeout=60,
+            )
             result["status"] = response.status_code
             result["segments"] = len(response.json()["timeline"]["segments"])
             result["seconds"] = time.perf_counter() - started
@@ -87,8 +106,12 @@ def test_several_workers_serve(tiny_model: Path) -> None:
     proc = _start(tiny_model, port, workers=2)
     try:
         _wait_ready(port, proc)
-        answers = [httpx.post(f"http://127.0.0.1:{port}/predict", files={"file": ("a.wav", encode(tone()))}).status_code
-                   for _ in range(6)]
+        answers = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/predict", files={"file": ("a.wav", encode(tone()))}
+            ).status_code
+            for _ in range(6)
+        ]
         assert answers == [200] * 6
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert len(children) >= 2  # uvicorn's supervisor runs one process per worker

@@ -24,7 +24,9 @@ def test_label_order_follows_the_metadata(tmp_path) -> None:
     labels = ("sad", "happy", "angry")
     bias = np.array([0.0, 5.0, 0.0])  # always the second output
     weights = np.zeros((40, 3))
-    model = load_model(make_onnx_model(tmp_path / "m.onnx", labels=labels, weights=weights, bias=bias))
+    model = load_model(
+        make_onnx_model(tmp_path / "m.onnx", labels=labels, weights=weights, bias=bias)
+    )
     assert model.predict(tone(seconds=1.0)).label == "happy"
 
 
@@ -58,7 +60,8 @@ def test_drifted_feature_config_is_refused(tmp_path) -> None:
     config = get_feature_set("mfcc40-mean").to_dict()
     config["spectral"]["hop_length"] = 256
     path = make_onnx_model(
-        tmp_path / "drift.onnx", metadata_overrides={contract.KEY_FEATURE_CONFIG: json.dumps(config)}
+        tmp_path / "drift.onnx",
+        metadata_overrides={contract.KEY_FEATURE_CONFIG: json.dumps(config)},
     )
     with pytest.raises(ModelContractError, match="drift"):
         load_model(path)

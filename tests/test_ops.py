@@ -21,7 +21,9 @@ CLIP = encode(tone(seconds=1.0))
 def secured(settings: Settings, tmp_path) -> TestClient:
     keys_file = tmp_path / "keys.txt"
     keys_file.write_text(f"# ops keys\n{hash_key('from-file-key')}\n")
-    secure = settings.model_copy(update={"api_keys": "env-key-1, env-key-2", "api_keys_file": keys_file})
+    secure = settings.model_copy(
+        update={"api_keys": "env-key-1, env-key-2", "api_keys_file": keys_file}
+    )
     with TestClient(create_app(secure), raise_server_exceptions=False) as client:
         yield client
 
@@ -115,7 +117,8 @@ def test_streamed_body_without_length_stops_at_the_limit(client: TestClient) -> 
             yield chunk
 
     response = client.post(
-        "/predict", content=body(),
+        "/predict",
+        content=body(),
         headers={"content-type": "multipart/form-data; boundary=x"},
     )
     assert response.status_code == 413

@@ -16,7 +16,9 @@ def folder(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "b").mkdir()
     (tmp_path / "a" / "one.wav").write_bytes(encode(tone(freq=150.0, seconds=1.0)))
-    (tmp_path / "a" / "b" / "two.flac").write_bytes(encode(tone(freq=400.0, seconds=1.0), format="FLAC"))
+    (tmp_path / "a" / "b" / "two.flac").write_bytes(
+        encode(tone(freq=400.0, seconds=1.0), format="FLAC")
+    )
     (tmp_path / "a" / "b" / "broken.wav").write_bytes(b"RIFF....not audio")
     (tmp_path / "a" / "notes.txt").write_text("ignored")
     return tmp_path / "a"
@@ -24,16 +26,33 @@ def folder(tmp_path):
 
 def test_find_audio_recurses_and_filters(folder) -> None:
     names = [p.name for p in find_audio([str(folder)])]
-    assert names == ["one.wav", "broken.wav", "two.flac"] or sorted(names) == ["broken.wav", "one.wav", "two.flac"]
+    assert names == ["one.wav", "broken.wav", "two.flac"] or sorted(names) == [
+        "broken.wav",
+        "one.wav",
+        "two.flac",
+    ]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_jsonl_output_with_per_file_errors(folder, tiny_model, tmp_path, workers) -> None:
     out = tmp_path / "out.jsonl"
-    code = main([str(folder), "--model", str(tiny_model), "--output", str(out),
-                 "--workers", str(workers), "--no-progress"])
+    code = main(
+        [
+            str(folder),
+            "--model",
+            str(tiny_model),
+            "--output",
+            str(out),
+            "--workers",
+            str(workers),
+            "--no-progress",
+        ]
+    )
     assert code == 0
-    records = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in out.read_text().splitlines()}
+    records = {
+        json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line)
+        for line in out.read_text().splitlines()
+    }
     assert set(records) == {"one.wav", "two.flac", "broken.wav"}
     assert records["broken.wav"]["error"] == "unsupported_format"
     for name in ("one.wav", "two.flac"):
@@ -43,8 +62,23 @@ def test_jsonl_output_with_per_file_errors(folder, tiny_model, tmp_path, workers
 
 def test_csv_output(folder, tiny_model, tmp_path) -> None:
     out = tmp_path / "out.csv"
-    assert main([str(folder / "one.wav"), "--model", str(tiny_model), "--format", "csv",
-                 "--output", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                str(folder / "one.wav"),
+                "--model",
+                str(tiny_model),
+                "--format",
+                "csv",
+                "--output",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["label"] and float(rows[0]["p_angry"]) >= 0
 
@@ -55,8 +89,18 @@ def test_cli_runs_as_a_program_without_tensorflow(folder, tiny_model) -> None:
         "assert 'tensorflow' not in sys.modules and 'trainer' not in sys.modules; sys.exit(rc)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(folder / "one.wav"), "--model", str(tiny_model), "--no-progress"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(folder / "one.wav"),
+            "--model",
+            str(tiny_model),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(done.stdout)["label"]
     assert "1 classified, 0 failed" in done.stderr

@@ -28,7 +28,9 @@ def test_every_operation_is_fuzzed_without_server_errors(api_schema) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case) -> None:
             case.call_and_validate(checks=[not_a_server_error])
 

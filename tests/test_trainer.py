@@ -1,19 +1,20 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.helpers import tone
 from trainer.corpora import CorpusError, read_manifest, read_ravdess, read_tess
 from trainer.evaluate import classification_metrics, speaker_folds, stratified_split
 from trainer.extract import extract_corpus
-from tests.helpers import tone
 
 
-def _write(path: Path, *, freq: float = 200.0, seconds: float = 0.3, rate: int = 16_000, fmt: str = "WAV") -> None:
+def _write(
+    path: Path, *, freq: float = 200.0, seconds: float = 0.3, rate: int = 16_000, fmt: str = "WAV"
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, tone(freq=freq, seconds=seconds, rate=rate), rate, format=fmt)
 
@@ -38,7 +39,11 @@ def test_ravdess_reader_parses_names_and_maps_calm(tmp_path) -> None:
     mapped = sorted((c.label, c.speaker) for c in read_ravdess(tmp_path))
     assert mapped == [("fear", "ravdess:02"), ("neutral", "ravdess:01"), ("surprise", "ravdess:02")]
     assert {c.label for c in read_ravdess(tmp_path, calm_as=None)} == {"fear", "surprise"}
-    assert {c.label for c in read_ravdess(tmp_path, native_labels=True)} == {"calm", "fearful", "surprised"}
+    assert {c.label for c in read_ravdess(tmp_path, native_labels=True)} == {
+        "calm",
+        "fearful",
+        "surprised",
+    }
 
 
 def test_bad_corpora_raise_corpus_error(tmp_path) -> None:
@@ -102,14 +107,20 @@ def test_feature_cache_reuses_and_keys_by_content(tmp_path) -> None:
     for i in range(3):
         _write(tmp_path / "audio" / f"{i}.wav", freq=150.0 + 100 * i)
     clips = [Clip(tmp_path / "audio" / f"{i}.wav", "happy", "s", "c") for i in range(3)]
-    first, kept = extract_corpus(clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False)
+    first, kept = extract_corpus(
+        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
+    )
     cached_files = list((tmp_path / "cache").rglob("*.npy"))
     assert first.shape == (3, 40) and len(kept) == 3 and len(cached_files) == 3
-    second, _ = extract_corpus(clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False)
+    second, _ = extract_corpus(
+        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
+    )
     np.testing.assert_array_equal(first, second)
     # New content at the same path is a new key, not a stale hit.
     _write(tmp_path / "audio" / "0.wav", freq=900.0)
-    third, _ = extract_corpus(clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False)
+    third, _ = extract_corpus(
+        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
+    )
     assert not np.allclose(third[0], first[0]) and np.array_equal(third[1:], first[1:])
 
 
@@ -118,6 +129,9 @@ def test_undecodable_clips_are_skipped_not_mislabelled(tmp_path) -> None:
 
     _write(tmp_path / "good.wav")
     (tmp_path / "bad.wav").write_bytes(b"nope")
-    clips = [Clip(tmp_path / "good.wav", "happy", "s", "c"), Clip(tmp_path / "bad.wav", "sad", "s", "c")]
+    clips = [
+        Clip(tmp_path / "good.wav", "happy", "s", "c"),
+        Clip(tmp_path / "bad.wav", "sad", "s", "c"),
+    ]
     matrix, kept = extract_corpus(clips, feature_set="mfcc40-mean", progress=False)
     assert matrix.shape == (1, 40) and [c.label for c in kept] == ["happy"]

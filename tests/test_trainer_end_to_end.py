@@ -19,7 +19,12 @@ from tests.helpers import encode
 pytestmark = pytest.mark.slow
 
 # Each class differs in pitch, loudness and noisiness, the way emotions do in acted speech.
-CLASSES = {"angry": (260.0, 0.5, 0.08), "happy": (340.0, 0.3, 0.01), "neutral": (180.0, 0.2, 0.005), "sad": (120.0, 0.08, 0.002)}
+CLASSES = {
+    "angry": (260.0, 0.5, 0.08),
+    "happy": (340.0, 0.3, 0.01),
+    "neutral": (180.0, 0.2, 0.005),
+    "sad": (120.0, 0.08, 0.002),
+}
 
 
 def _clip(label: str, *, speaker_shift: float, seed: int, rate: int = 16_000) -> np.ndarray:
@@ -42,7 +47,11 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for label in CLASSES:
             for i in range(10):
                 name = f"s{s}_{label}_{i}.wav"
-                sf.write(root / name, _clip(label, speaker_shift=shift, seed=1000 * s + 10 * i + len(label)), 16_000)
+                sf.write(
+                    root / name,
+                    _clip(label, speaker_shift=shift, seed=1000 * s + 10 * i + len(label)),
+                    16_000,
+                )
                 rows.append(f"{name},{label},spk{s}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
     return root / "manifest.csv"
@@ -50,15 +59,17 @@ def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(synthetic_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
-    from trainer.corpora import read_manifest
     from trainer.config import TrainConfig
+    from trainer.corpora import read_manifest
     from trainer.pipeline import train_and_export
 
     out = tmp_path_factory.mktemp("model") / "synthetic.onnx"
     result = train_and_export(
         read_manifest(synthetic_corpus),
         feature_set="mfcc40-mean",
-        config=TrainConfig(seed=7, epochs=40, batch_size=16, augmentations=("speed1.1", "white@20")),
+        config=TrainConfig(
+            seed=7, epochs=40, batch_size=16, augmentations=("speed1.1", "white@20")
+        ),
         out_path=out,
         name="synthetic",
         protocols=("speaker",),
@@ -105,16 +116,20 @@ def test_served_model_classifies_unseen_speakers(trained) -> None:
 
 
 def test_training_is_reproducible(synthetic_corpus: Path, tmp_path) -> None:
-    from trainer.corpora import read_manifest
     from trainer.config import TrainConfig
+    from trainer.corpora import read_manifest
     from trainer.pipeline import train_and_export
 
     versions = []
     for run in range(2):
         result = train_and_export(
-            read_manifest(synthetic_corpus), feature_set="mfcc40-mean",
-            config=TrainConfig(seed=3, epochs=3, batch_size=16), out_path=tmp_path / f"r{run}.onnx",
-            name="repro", protocols=(), progress=False,
+            read_manifest(synthetic_corpus),
+            feature_set="mfcc40-mean",
+            config=TrainConfig(seed=3, epochs=3, batch_size=16),
+            out_path=tmp_path / f"r{run}.onnx",
+            name="repro",
+            protocols=(),
+            progress=False,
         )
         versions.append(result.metadata[contract.KEY_MODEL_VERSION])
     assert versions[0] == versions[1]  # the version is a digest of the weights

@@ -19,11 +19,18 @@ from tests.helpers import encode, tone
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it"
+    not Path(CHROMIUM).exists(),
+    reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
 )
 BROWSER_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -32,7 +39,12 @@ def server(tiny_model: Path) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(model_path=tiny_model)), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(Settings(model_path=tiny_model)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -62,7 +74,9 @@ def page(server: str):
 def test_upload_shows_the_same_label_as_the_api(server: str, page, tmp_path: Path) -> None:
     clip = tmp_path / "clip.wav"
     clip.write_bytes(encode(tone(freq=260.0, seconds=1.5)))
-    expected = httpx.post(f"{server}/predict", files={"file": ("clip.wav", clip.read_bytes())}).json()
+    expected = httpx.post(
+        f"{server}/predict", files={"file": ("clip.wav", clip.read_bytes())}
+    ).json()
     page.goto(server + "/")
     page.set_input_files("#file", str(clip))
     page.click("#send")

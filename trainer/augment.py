@@ -28,7 +28,9 @@ class AugmentError(ValueError):
 def parse(spec: str) -> tuple[str, float]:
     match = _SPEC.match(spec)
     if not match:
-        raise AugmentError(f"bad augmentation {spec!r}: use speed0.9, gain-6, white@10, babble@10, reverb0.3")
+        raise AugmentError(
+            f"bad augmentation {spec!r}: use speed0.9, gain-6, white@10, babble@10, reverb0.3"
+        )
     return match["kind"], float(match["value"])
 
 
@@ -43,7 +45,9 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.nd
     return (signal + scale * noise).astype(np.float32)
 
 
-def babble_noise(sources: Sequence[Path], *, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+def babble_noise(
+    sources: Sequence[Path], *, length: int, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
     """Sum of several talkers (random offsets, equal power), shape ``(length,)``."""
     mix = np.zeros(length, dtype=np.float64)
     for path in sources:
@@ -54,7 +58,11 @@ def babble_noise(sources: Sequence[Path], *, length: int, sample_rate: int, rng:
 
 
 def apply(
-    samples: np.ndarray, spec: str, *, sample_rate: int, seed: int,
+    samples: np.ndarray,
+    spec: str,
+    *,
+    sample_rate: int,
+    seed: int,
     babble_sources: Sequence[Path] = (),
 ) -> np.ndarray:
     """Apply one augmentation to mono ``samples`` of shape ``(n,)``; deterministic in ``seed``."""
@@ -68,11 +76,15 @@ def apply(
     if kind == "gain":
         return np.clip(samples * 10 ** (value / 20), -1.0, 1.0).astype(np.float32)
     if kind == "white":
-        return mix_at_snr(samples, rng.standard_normal(samples.shape[0]).astype(np.float32), snr_db=value)
+        return mix_at_snr(
+            samples, rng.standard_normal(samples.shape[0]).astype(np.float32), snr_db=value
+        )
     if kind == "babble":
         if len(babble_sources) == 0:
             raise AugmentError("babble needs babble_sources")
-        noise = babble_noise(babble_sources, length=samples.shape[0], sample_rate=sample_rate, rng=rng)
+        noise = babble_noise(
+            babble_sources, length=samples.shape[0], sample_rate=sample_rate, rng=rng
+        )
         return mix_at_snr(samples, noise, snr_db=value)
     # reverb: exponentially decaying noise impulse response with the given RT60 in seconds.
     n = max(1, int(value * sample_rate))

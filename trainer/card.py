@@ -21,7 +21,10 @@ def _pct(value: float) -> str:
 
 
 def results_table(evaluation: dict[str, Any]) -> str:
-    rows = ["| protocol | held-out data | folds | UA (mean ± sd) | accuracy | macro-F1 |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| protocol | held-out data | folds | UA (mean ± sd) | accuracy | macro-F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for protocol, result in evaluation.items():
         for group, s in result["summary"].items():
             rows.append(
@@ -32,7 +35,11 @@ def results_table(evaluation: dict[str, Any]) -> str:
 
 
 def write_card(
-    path: Path, *, metadata: dict[str, str], evaluation: dict[str, Any], config: TrainConfig,
+    path: Path,
+    *,
+    metadata: dict[str, str],
+    evaluation: dict[str, Any],
+    config: TrainConfig,
     licences: Sequence[str] = (),
 ) -> None:
     data = json.loads(metadata[contract.KEY_TRAINING_DATA])

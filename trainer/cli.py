@@ -20,28 +20,49 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a speech emotion model, evaluate it, and export ONNX + model card.",
     )
     parser.add_argument(
-        "--corpus", action="append", dest="corpora", metavar="SPEC",
+        "--corpus",
+        action="append",
+        dest="corpora",
+        metavar="SPEC",
         help="tess, ravdess, tess=PATH, ravdess=PATH or a manifest.csv (path,label[,speaker]); "
         "repeatable (default: tess and ravdess)",
     )
-    parser.add_argument("--data-root", type=Path, default=default_data_root(),
-                        help="folder holding tess/ and ravdess/ (default: %(default)s)")
-    parser.add_argument("--calm-as", default="neutral",
-                        help="project label for RAVDESS 'calm', or 'drop' (default: %(default)s)")
-    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES),
-                        help="feature set + network + training preset (default: %(default)s; "
-                        "'paper' reproduces the student paper)")
-    parser.add_argument("--feature-set", choices=sorted(FEATURE_SETS),
-                        help="override the recipe's feature set")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=default_data_root(),
+        help="folder holding tess/ and ravdess/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--calm-as",
+        default="neutral",
+        help="project label for RAVDESS 'calm', or 'drop' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        choices=sorted(RECIPES),
+        help="feature set + network + training preset (default: %(default)s; "
+        "'paper' reproduces the student paper)",
+    )
+    parser.add_argument(
+        "--feature-set", choices=sorted(FEATURE_SETS), help="override the recipe's feature set"
+    )
     parser.add_argument("--out", type=Path, default=Path("models/ser-default.onnx"))
     parser.add_argument("--name", default="ser-default")
-    parser.add_argument("--protocols", default="random,speaker",
-                        help="comma-separated evaluation protocols, or 'none' (default: %(default)s)")
+    parser.add_argument(
+        "--protocols",
+        default="random,speaker",
+        help="comma-separated evaluation protocols, or 'none' (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    parser.add_argument("--augment", help="override the recipe's augmentations: comma-separated "
-                        "(speed0.9, gain-6, white@10, babble@10, reverb0.3) or 'none'")
+    parser.add_argument(
+        "--augment",
+        help="override the recipe's augmentations: comma-separated "
+        "(speed0.9, gain-6, white@10, babble@10, reverb0.3) or 'none'",
+    )
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--workers", type=int, default=None, help="feature extraction processes")
@@ -51,13 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from trainer.pipeline import train_and_export  # heavy imports after --help
 
     try:
         clips = load_corpora(
-            args.corpora or ["tess", "ravdess"], data_root=args.data_root,
+            args.corpora or ["tess", "ravdess"],
+            data_root=args.data_root,
             calm_as=None if args.calm_as == "drop" else args.calm_as,
         )
     except CorpusError as exc:
@@ -70,19 +94,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     if args.augment:
-        overrides["augmentations"] = () if args.augment == "none" else tuple(args.augment.split(","))
+        overrides["augmentations"] = (
+            () if args.augment == "none" else tuple(args.augment.split(","))
+        )
     config = dataclasses.replace(recipe.config, **overrides)  # type: ignore[arg-type]
-    protocols = [] if args.protocols == "none" else [p.strip() for p in args.protocols.split(",") if p.strip()]
+    protocols = (
+        []
+        if args.protocols == "none"
+        else [p.strip() for p in args.protocols.split(",") if p.strip()]
+    )
     result = train_and_export(
-        clips, feature_set=args.feature_set or recipe.feature_set, config=config, out_path=args.out, name=args.name,
-        protocols=protocols, cache_dir=None if args.no_cache else args.cache_dir,
-        workers=args.workers, progress=not args.quiet,
+        clips,
+        feature_set=args.feature_set or recipe.feature_set,
+        config=config,
+        out_path=args.out,
+        name=args.name,
+        protocols=protocols,
+        cache_dir=None if args.no_cache else args.cache_dir,
+        workers=args.workers,
+        progress=not args.quiet,
     )
     print(f"wrote {result.model_path} (version {result.metadata['ser.model_version']})")
     for protocol, outcome in result.evaluation.items():
         for group, summary in outcome["summary"].items():
-            print(f"  {protocol:8s} {group:8s} UA {summary['unweighted_accuracy']:.3f} "
-                  f"± {summary['unweighted_accuracy_std']:.3f}  accuracy {summary['accuracy']:.3f}")
+            print(
+                f"  {protocol:8s} {group:8s} UA {summary['unweighted_accuracy']:.3f} "
+                f"± {summary['unweighted_accuracy_std']:.3f}  accuracy {summary['accuracy']:.3f}"
+            )
     return 0
 
 

@@ -54,13 +54,19 @@ def speaker_folds(clips: Sequence[Clip]) -> list[Fold]:
         names = sorted(set(speakers[in_corpus]))
         if len(names) < 2:
             continue
-        groups = [[n] for n in names] if len(names) <= 4 else _chunks(names, max(1, len(names) // 6))
+        groups = (
+            [[n] for n in names] if len(names) <= 4 else _chunks(names, max(1, len(names) // 6))
+        )
         for group in groups:
             held_out = np.isin(speakers, group)
             train_mask = ~held_out
             label = ",".join(s.split(":", 1)[1] for s in group)
             folds.append(
-                Fold(f"{corpus}-speaker-{label}", np.flatnonzero(train_mask), np.flatnonzero(held_out))
+                Fold(
+                    f"{corpus}-speaker-{label}",
+                    np.flatnonzero(train_mask),
+                    np.flatnonzero(held_out),
+                )
             )
     return folds
 
@@ -82,7 +88,9 @@ def speaker_disjoint_validation(
         val_speakers = {unique[i] for i in order[:n_val]}
         val_mask = np.isin(speakers, list(val_speakers))
         return train_idx[~val_mask], train_idx[val_mask]
-    fit, val = stratified_split([clips[i].label for i in train_idx], test_fraction=fraction, seed=seed)
+    fit, val = stratified_split(
+        [clips[i].label for i in train_idx], test_fraction=fraction, seed=seed
+    )
     return train_idx[fit], train_idx[val]
 
 
@@ -110,8 +118,10 @@ def classification_metrics(
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     f1 = np.divide(
-        2 * precision * recall, precision + recall,
-        out=np.zeros_like(tp), where=(precision + recall) > 0,
+        2 * precision * recall,
+        precision + recall,
+        out=np.zeros_like(tp),
+        where=(precision + recall) > 0,
     )
     total = confusion.sum()
     return {
@@ -119,7 +129,9 @@ def classification_metrics(
         "accuracy": float(tp.sum() / total) if total else 0.0,
         "unweighted_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class_recall": {label: float(recall[i]) for i, label in enumerate(labels) if present[i]},
+        "per_class_recall": {
+            label: float(recall[i]) for i, label in enumerate(labels) if present[i]
+        },
         "labels": list(labels),
         "confusion": confusion.tolist(),
     }

@@ -54,7 +54,11 @@ def weights_digest(proto: onnx.ModelProto) -> str:
 
 
 def check_parity(
-    proto: onnx.ModelProto, model: keras.Model, features: np.ndarray, *, tolerance: float = PARITY_TOLERANCE
+    proto: onnx.ModelProto,
+    model: keras.Model,
+    features: np.ndarray,
+    *,
+    tolerance: float = PARITY_TOLERANCE,
 ) -> float:
     """Max abs difference between onnxruntime and Keras; :class:`ExportError` past ``tolerance``."""
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])

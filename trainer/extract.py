@@ -32,7 +32,10 @@ def _file_digest(path: Path) -> str:
 
 
 def features_for_file(
-    path: Path, feature_set: str, *, augmentation: str | None = None,
+    path: Path,
+    feature_set: str,
+    *,
+    augmentation: str | None = None,
     babble_sources: tuple[str, ...] = (),
 ) -> np.ndarray:
     """The features the service would compute for this file (same decode, same features),
@@ -44,7 +47,10 @@ def features_for_file(
 
         seed = int(hashlib.sha256(f"{path.name}:{augmentation}".encode()).hexdigest()[:8], 16)
         samples = apply(
-            samples, augmentation, sample_rate=fs.sample_rate, seed=seed,
+            samples,
+            augmentation,
+            sample_rate=fs.sample_rate,
+            seed=seed,
             babble_sources=[Path(p) for p in babble_sources],
         )
     return fs.extract(samples)
@@ -104,7 +110,12 @@ def extract_corpus(
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
     failed = 0
     if todo:
-        bar = tqdm(total=len(todo), desc=f"features {fs.name} {augmentation or ''}", unit="clip", disable=not progress)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"features {fs.name} {augmentation or ''}",
+            unit="clip",
+            disable=not progress,
+        )
         if workers > 1 and len(todo) > 32:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for path, vector, error in pool.map(_work, todo, chunksize=16):
@@ -122,7 +133,9 @@ def extract_corpus(
     return matrix, kept
 
 
-def _collect(results: dict[str, np.ndarray], path: str, vector: np.ndarray | None, error: str | None) -> int:
+def _collect(
+    results: dict[str, np.ndarray], path: str, vector: np.ndarray | None, error: str | None
+) -> int:
     if vector is None:
         log.warning("skipping %s: %s", path, error)
         return 1

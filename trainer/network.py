@@ -37,16 +37,28 @@ class Standardise(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         dim = self._init_mean.shape[-1]
-        self.mean = self.add_weight(shape=(dim,), initializer=keras.initializers.Constant(self._init_mean),
-                                    trainable=False, name="mean")
-        self.inv_std = self.add_weight(shape=(dim,), initializer=keras.initializers.Constant(1.0 / self._init_std),
-                                       trainable=False, name="inv_std")
+        self.mean = self.add_weight(
+            shape=(dim,),
+            initializer=keras.initializers.Constant(self._init_mean),
+            trainable=False,
+            name="mean",
+        )
+        self.inv_std = self.add_weight(
+            shape=(dim,),
+            initializer=keras.initializers.Constant(1.0 / self._init_std),
+            trainable=False,
+            name="inv_std",
+        )
 
     def call(self, inputs: Any) -> Any:
         return (inputs - self.mean) * self.inv_std
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean": self._init_mean.tolist(), "std": self._init_std.tolist()}
+        return {
+            **super().get_config(),
+            "mean": self._init_mean.tolist(),
+            "std": self._init_std.tolist(),
+        }
 
 
 @keras.saving.register_keras_serializable(package="ser")
@@ -104,7 +116,9 @@ def fit(
     seed_everything(config.seed)
     mean = x_fit.mean(axis=0)
     std = np.maximum(x_fit.std(axis=0), 1e-6)
-    model = build_mlp(input_dim=x_fit.shape[1], n_labels=n_labels, mean=mean, std=std, config=config)
+    model = build_mlp(
+        input_dim=x_fit.shape[1], n_labels=n_labels, mean=mean, std=std, config=config
+    )
     class_weight = None
     if config.class_weights:
         counts = np.bincount(y_fit, minlength=n_labels).astype(float)

@@ -14,7 +14,9 @@ import numpy as np
 
 from service.contract import EMOTIONS
 from service.features import get_feature_set
+from trainer.calibrate import apply_temperature, fit_temperature
 from trainer.card import write_card
+from trainer.config import TrainConfig
 from trainer.corpora import Clip
 from trainer.evaluate import (
     classification_metrics,
@@ -24,8 +26,6 @@ from trainer.evaluate import (
     summarise,
 )
 from trainer.extract import extract_corpus
-from trainer.calibrate import apply_temperature, fit_temperature
-from trainer.config import TrainConfig
 from trainer.network import fit, predict_proba, with_temperature
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,13 @@ class FoldModel:
 
 
 def _train_fold(
-    views: dict[str | None, np.ndarray], y: np.ndarray, clips: Sequence[Clip], train_idx: np.ndarray,
-    *, n_labels: int, config: TrainConfig,
+    views: dict[str | None, np.ndarray],
+    y: np.ndarray,
+    clips: Sequence[Clip],
+    train_idx: np.ndarray,
+    *,
+    n_labels: int,
+    config: TrainConfig,
 ) -> FoldModel:
     """Fit on the clean and augmented views of ``train_idx``; calibrate on held-out speakers."""
     fit_idx, val_idx = speaker_disjoint_validation(
@@ -75,15 +80,22 @@ def _train_fold(
 
 
 def evaluate_protocol(
-    protocol: str, views: dict[str | None, np.ndarray], y: np.ndarray, clips: Sequence[Clip],
-    labels: Sequence[str], *, config: TrainConfig,
+    protocol: str,
+    views: dict[str | None, np.ndarray],
+    y: np.ndarray,
+    clips: Sequence[Clip],
+    labels: Sequence[str],
+    *,
+    config: TrainConfig,
 ) -> dict[str, Any]:
     """Metrics per fold and summarised per corpus of the held-out data."""
     per_fold: dict[str, Any] = {}
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     x = views[None]
     for fold in iter_protocol(protocol, clips, seed=config.seed):
-        log.info("%s: fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size)
+        log.info(
+            "%s: fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size
+        )
         trained = _train_fold(views, y, clips, fold.train, n_labels=len(labels), config=config)
         raw = predict_proba(trained.model, x[fold.test])
         probs = apply_temperature(raw, trained.temperature)
@@ -99,7 +111,9 @@ def evaluate_protocol(
         log.info("%s %s: UA %.3f", protocol, fold.name, metrics["unweighted_accuracy"])
     return {
         "summary": {group: summarise(items) for group, items in grouped.items()},
-        "folds": {name: {k: v for k, v in m.items() if k != "confusion"} for name, m in per_fold.items()},
+        "folds": {
+            name: {k: v for k, v in m.items() if k != "confusion"} for name, m in per_fold.items()
+        },
     }
 
 
@@ -133,8 +147,13 @@ def train_and_export(
     babble = babble_sources_for(kept)
     for augmentation in config.augmentations:
         augmented, kept_aug = extract_corpus(
-            kept, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress,
-            augmentation=augmentation, babble_sources=babble,
+            kept,
+            feature_set=feature_set,
+            cache_dir=cache_dir,
+            workers=workers,
+            progress=progress,
+            augmentation=augmentation,
+            babble_sources=babble,
         )
         if len(kept_aug) != len(kept):
             raise RuntimeError(f"augmentation {augmentation} lost clips")
@@ -156,9 +175,7 @@ def train_and_export(
     mean = x_fit.mean(axis=0)
     std = np.maximum(x_fit.std(axis=0), 1e-6)
     summary = data_summary(kept)
-    metrics = {
-        protocol: result["summary"] for protocol, result in evaluation.items()
-    }
+    metrics = {protocol: result["summary"] for protocol, result in evaluation.items()}
     metrics["temperature"] = final.temperature
     meta = export_model(
         with_temperature(final.model, final.temperature),
@@ -175,11 +192,18 @@ def train_and_export(
     )
     stem = out_path.with_suffix("")
     Path(f"{stem}.train.json").write_text(
-        json.dumps({"config": config.to_dict(), "feature_set": fs.to_dict(), "protocols": list(protocols)}, indent=2) + "\n"
+        json.dumps(
+            {"config": config.to_dict(), "feature_set": fs.to_dict(), "protocols": list(protocols)},
+            indent=2,
+        )
+        + "\n"
     )
     Path(f"{stem}.metrics.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
     write_card(
-        out_path.with_suffix(".card.md"), metadata=meta, evaluation=evaluation, config=config,
+        out_path.with_suffix(".card.md"),
+        metadata=meta,
+        evaluation=evaluation,
+        config=config,
         licences=licences,
     )
     return TrainResult(out_path, meta, evaluation)

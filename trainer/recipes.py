@@ -44,7 +44,9 @@ RECIPES = {
     "speech-stats-noaug": Recipe(
         "speech-stats-noaug",
         "speech-stats-v1",
-        TrainConfig(architecture="mlp", hidden=(256, 128), dropout=0.3, class_weights=True, epochs=60),
+        TrainConfig(
+            architecture="mlp", hidden=(256, 128), dropout=0.3, class_weights=True, epochs=60
+        ),
         "as speech-stats, without augmentation",
     ),
 }
