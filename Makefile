@@ -10,7 +10,7 @@ MODEL  ?= models/ser-default.onnx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test train lint typecheck bench bench-accuracy clean
+.PHONY: run test train lint bench-accuracy bench-speed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,6 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check --fix service trainer tests bench
 	$(BIN)/ruff format service trainer tests bench
 	$(BIN)/mypy
-
-bench-accuracy: $(VENV)/.dev  ## every accuracy protocol, paper beside best -> docs/accuracy.md
-	$(BIN)/python bench/accuracy.py --data-root $(DATA)
 
 bench-speed: $(VENV)/.dev  ## stage costs, HTTP load, cold start, paper-style baseline -> docs/performance.md
 	$(PIP) install --quiet -e ".[bench]"
