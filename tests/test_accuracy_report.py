@@ -1,0 +1,77 @@
+"""The accuracy benchmark's folds and its measured-vs-target verdicts (no corpora needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.accuracy import pooled, ravdess_folds, targets_table
+from trainer.corpora import Clip
+
+
+def _row(ua: float) -> dict[str, float]:
+    return {"unweighted_accuracy": ua}
+
+
+def test_ravdess_folds_hold_out_four_actors_each_and_cover_everyone() -> None:
+    clips = [
+        Clip(Path(f"a{a}_{i}.flac"), "angry", f"ravdess:{a:02d}", "ravdess")
+        for a in range(1, 25)
+        for i in range(3)
+    ]
+    folds = ravdess_folds(clips)
+    assert [name for name, _, _ in folds][0] == "actors 1-4" and len(folds) == 6
+    held_out = np.concatenate([test for _, _, test in folds])
+    assert sorted(held_out) == list(range(len(clips)))  # every clip tested exactly once
+    for _, train, test in folds:
+        train_actors = {clips[i].speaker for i in train}
+        test_actors = {clips[i].speaker for i in test}
+        assert len(test_actors) == 4 and not train_actors & test_actors
+
+
+def test_targets_table_reports_shortfalls_and_noise_cost() -> None:
+    results = {
+        "3 RAVDESS actor-independent, 8 classes": {"ours": _row(0.60), "paper": _row(0.34)},
+        "2 TESS cross-speaker": {"ours": _row(0.93), "paper": _row(0.49)},
+        "3 RAVDESS actor-independent, 7 labels": {"ours": _row(0.55), "paper": _row(0.40)},
+        "6 RAVDESS 7 labels + white@10 dB": {"ours": _row(0.52), "paper": _row(0.30)},
+        "6 RAVDESS 7 labels + babble@10 dB": {"ours": _row(0.45), "paper": _row(0.31)},
+    }
+    table = targets_table(results, ["ours", "paper"])
+    rows = {line.split(" | ")[0]: line for line in table.splitlines()}
+    ravdess = next(v for k, v in rows.items() if "8 classes" in k)
+    assert "60.0 | 34.0" in ravdess and "**no**, 16.0 points short" in ravdess
+    assert next(v for k, v in rows.items() if "TESS cross-speaker" in k).endswith("| yes |")
+    white = next(v for k, v in rows.items() if "white" in k)
+    assert "-3.0 points" in white and white.endswith("| yes |")
+    babble = next(v for k, v in rows.items() if "babble" in k)
+    assert "-10.0 points" in babble and "5.0 points more than allowed" in babble
+    assert "not measured" not in white
+    assert "not measured" in targets_table({}, ["ours", "paper"])
+
+
+def test_pooled_sums_confusions_and_averages_folds() -> None:
+    labels = ["angry", "sad"]
+    fold_a = {
+        "unweighted_accuracy": 1.0,
+        "accuracy": 1.0,
+        "macro_f1": 1.0,
+        "ece_raw": 0.1,
+        "ece": 0.05,
+        "labels": labels,
+        "confusion": [[2, 0], [0, 2]],
+    }
+    fold_b = {
+        "unweighted_accuracy": 0.5,
+        "accuracy": 0.5,
+        "macro_f1": 0.33,
+        "ece_raw": 0.3,
+        "ece": 0.15,
+        "labels": labels,
+        "confusion": [[2, 0], [2, 0]],
+    }
+    out = pooled([fold_a, fold_b])
+    assert out["unweighted_accuracy"] == 0.75 and out["unweighted_accuracy_std"] == 0.25
+    assert out["confusion"] == [[4, 0], [2, 2]]
+    assert out["per_class_recall"] == {"angry": 1.0, "sad": 0.5}
