@@ -39,6 +39,7 @@ from service.model import EmotionModel, load_model
 from service.schemas import BatchResponse, ModelInfo, PredictResponse
 from service.settings import Settings
 from service.stats import ServiceStats
+from service.streaming import router as streaming_router
 from service.timeline import timeline as speech_timeline
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         info["card"] = card.read_text(encoding="utf-8") if card.is_file() else None
         return info
 
+    app.include_router(streaming_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
