@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     parser.add_argument(
+        "--hidden",
+        help="override the recipe's MLP hidden layer sizes, comma-separated (e.g. 256,128)",
+    )
+    parser.add_argument("--dropout", type=float, help="override the recipe's dropout rate")
+    parser.add_argument(
         "--augment",
         help="override the recipe's augmentations: comma-separated "
         "(speed0.9, gain-6, white@10, babble@10, reverb0.3) or 'none'",
@@ -78,6 +83,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     from trainer.pipeline import train_and_export  # heavy imports after --help
 
+    recipe = RECIPES[args.recipe]
+    overrides: dict[str, object] = {"seed": args.seed}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.hidden:
+        try:
+            overrides["hidden"] = tuple(int(units) for units in args.hidden.split(","))
+        except ValueError:
+            print(
+                f"ser-train: --hidden wants integers like 256,128, got {args.hidden!r}",
+                file=sys.stderr,
+            )
+            return 2
+        overrides["architecture"] = "mlp"
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
+    if args.augment:
+        overrides["augmentations"] = (
+            () if args.augment == "none" else tuple(args.augment.split(","))
+        )
+    config = dataclasses.replace(recipe.config, **overrides)  # type: ignore[arg-type]
     try:
         clips = load_corpora(
             args.corpora or ["tess", "ravdess"],
@@ -87,17 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusError as exc:
         print(f"ser-train: {exc}", file=sys.stderr)
         return 2
-    recipe = RECIPES[args.recipe]
-    overrides: dict[str, object] = {"seed": args.seed}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    if args.batch_size:
-        overrides["batch_size"] = args.batch_size
-    if args.augment:
-        overrides["augmentations"] = (
-            () if args.augment == "none" else tuple(args.augment.split(","))
-        )
-    config = dataclasses.replace(recipe.config, **overrides)  # type: ignore[arg-type]
     protocols = (
         []
         if args.protocols == "none"
