@@ -101,3 +101,9 @@ def test_model_page_shows_metrics(server: str, page) -> None:
     page.wait_for_selector("#model-metrics h3", timeout=10_000)
     assert "Unweighted accuracy" not in page.text_content("#model-name")
     assert page.locator("#model-metrics table").count() >= 1
+
+
+def test_api_key_field_only_when_auth_is_on(server: str, page) -> None:
+    page.goto(server + "/")
+    page.wait_for_load_state("networkidle")
+    assert not page.is_visible("#apikey")  # auth is off on this server
