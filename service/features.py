@@ -170,8 +170,11 @@ class SpectralFrontend:
         if y.shape[0] < spec.n_fft:
             raise FeatureError(f"signal of {samples.shape[0]} samples is shorter than n_fft")
         frames = np.lib.stride_tricks.sliding_window_view(y, spec.n_fft)[:: spec.hop_length]
-        stft = np.fft.rfft(frames * self.window, axis=1)
-        return np.abs(stft).astype(np.float32) ** spec.power
+        # scipy's pocketfft runs float32 natively and is ~5x faster here than numpy.fft
+        # (bench/speed.py); workers=1 because parallelism comes from server workers.
+        stft = scipy.fft.rfft(frames * self.window, axis=1, workers=1)
+        # abs()**2 measured faster than real**2 + imag**2 on complex64 (fewer temporaries).
+        return np.abs(stft).astype(np.float32, copy=False) ** spec.power
 
     def log_mel(self, power: np.ndarray) -> np.ndarray:
         """``power_to_db`` of the mel spectrogram, shape ``(frames, n_mels)``."""
