@@ -10,7 +10,7 @@ MODEL  ?= models/ser-default.onnx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test train lint bench-accuracy bench-speed clean
+.PHONY: run test test-container train lint bench-accuracy bench-speed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(VENV)/.dev  ## install the test extras, lint, type-check and run the sui
 	$(BIN)/ruff format --check service trainer tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+test-container: $(VENV)/.dev  ## build the service image and test it running (needs a Docker API)
+	$(BIN)/python -m pytest -m container -p no:cacheprovider
 
 train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
 	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
