@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from service.audio import CANONICAL_RATE
 
@@ -129,6 +128,18 @@ def mel_filterbank(
     return weights.astype(np.float32)
 
 
+def periodic_window(name: str, length: int) -> np.ndarray:
+    """``scipy.signal.get_window(name, length, fftbins=True)``, float64, shape ``(length,)``.
+
+    Hann is computed here because importing scipy.signal costs ~0.5 s of service start-up.
+    """
+    if name == "hann":
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
+    import scipy.signal  # noqa: PLC0415 - other windows only, off the start-up path
+
+    return np.asarray(scipy.signal.get_window(name, length, fftbins=True), dtype=np.float64)
+
+
 class SpectralFrontend:
     """STFT power, log-mel and MFCC frames in librosa's terms, with precomputed matrices."""
 
@@ -139,7 +150,7 @@ class SpectralFrontend:
     @cached_property
     def window(self) -> np.ndarray:
         spec = self.spectral
-        win = scipy.signal.get_window(spec.window, spec.win_length, fftbins=True)
+        win = periodic_window(spec.window, spec.win_length)
         left = (spec.n_fft - spec.win_length) // 2
         padded = np.zeros(spec.n_fft, dtype=np.float64)
         padded[left : left + spec.win_length] = win
@@ -304,7 +315,7 @@ class SpeechStats:
     def _f0_tables(self) -> tuple[np.ndarray, np.ndarray, int, int, int]:
         cfg = self.config
         n = cfg.f0_frame_length
-        window = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
+        window = periodic_window("hann", n).astype(np.float32)
         lag_hi_ = int(np.ceil(self.sample_rate / cfg.f0_min))
         # Linear (not circular) autocorrelation up to lag_hi needs n + lag_hi points.
         nfft = 1 << int(np.ceil(np.log2(n + lag_hi_ + 2)))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 
-from service.features import get_feature_set
+from service.features import get_feature_set, periodic_window
 from tests.helpers import tone
 
 # Power spectra are compared relative to the largest bin: float32 FFT round-off (scipy's
@@ -67,3 +71,21 @@ def test_power_does_not_modify_input_and_is_repeatable() -> None:
     first = frontend.power(y)
     np.testing.assert_array_equal(y, before)
     np.testing.assert_array_equal(first, frontend.power(y))
+
+
+@pytest.mark.parametrize("length", [400, 640, 2047, 2048])
+@pytest.mark.parametrize("name", ["hann", "hamming"])
+def test_periodic_window_equals_scipy(name: str, length: int) -> None:
+    np.testing.assert_allclose(
+        periodic_window(name, length),
+        scipy.signal.get_window(name, length, fftbins=True),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+def test_serving_start_up_does_not_import_scipy_signal() -> None:
+    # Its import is about half of the service's start-up time.
+    code = "import sys, service.main; assert 'scipy.signal' not in sys.modules, 'imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
