@@ -337,13 +337,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The web page: upload or record audio, see the emotion; the model's metrics."""
         return FileResponse(STATIC_DIR / "index.html")
 
+    # Probes are async on purpose: they must not wait for a threadpool busy with inferences.
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(request: Request) -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         """Readiness: the model is loaded and warmed up."""
         if getattr(request.app.state, "ready", False):
             return JSONResponse({"status": "ready", "model": request.app.state.model.version})
