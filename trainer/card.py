@@ -34,6 +34,54 @@ def results_table(evaluation: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _calibration(metadata: dict[str, str]) -> str:
+    temperature = metadata.get(contract.KEY_TEMPERATURE)
+    if temperature is None:
+        return "none; `confidence` is the raw softmax output."
+    return (
+        f"temperature {temperature}, fitted on the validation speakers and applied inside the "
+        "graph, so `confidence` is a calibrated probability."
+    )
+
+
+def _ece(evaluation: dict[str, Any]) -> str:
+    parts = []
+    for protocol, result in evaluation.items():
+        for group, fold_metrics in _grouped_folds(result).items():
+            values = [m["ece"] for m in fold_metrics if "ece" in m]
+            if values:
+                parts.append(f"{protocol}/{group} {sum(values) / len(values):.3f}")
+    return ", ".join(parts) or "not measured"
+
+
+def _grouped_folds(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for name, metrics in result.get("folds", {}).items():
+        group = "all" if "-speaker-" not in name else name.split("-speaker-")[0]
+        grouped.setdefault(group, []).append(metrics)
+    return grouped
+
+
+def rewrite_card(model_path: Path) -> None:
+    """Re-render the card beside ``model_path`` from its metadata, metrics and config."""
+    import onnx
+
+    from trainer.config import TrainConfig
+
+    proto = onnx.load(str(model_path))
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    stem = model_path.with_suffix("")
+    evaluation = json.loads(Path(f"{stem}.metrics.json").read_text())
+    raw = json.loads(Path(f"{stem}.train.json").read_text())["config"]
+    raw["hidden"], raw["augmentations"] = tuple(raw["hidden"]), tuple(raw.get("augmentations", ()))
+    write_card(
+        model_path.with_suffix(".card.md"),
+        metadata=metadata,
+        evaluation=evaluation,
+        config=TrainConfig(**raw),
+    )
+
+
 def write_card(
     path: Path,
     *,
@@ -56,8 +104,11 @@ def write_card(
 - Labels, in output order: {", ".join(labels)}
 - Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
 - Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
-  {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; best validation epoch kept;
-  input standardisation inside the graph.
+  {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; class weights {config.class_weights};
+  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.
+- Augmentation: {", ".join(config.augmentations) or "none"} (each a copy of the training clips,
+  featurised by the same feature module).
+- Calibration: {_calibration(metadata)}
 
 ## Licence: non-commercial
 
@@ -76,6 +127,8 @@ six folds of four held-out actors), which is what a new user's voice looks like.
 
 {results_table(evaluation)}
 
+Expected calibration error of the returned probabilities: {_ece(evaluation)}.
+
 Per-fold figures, per-class recall and confusion matrices: `{path.name.replace(".card.md", ".metrics.json")}`.
 
 ## Intended use and limits
@@ -87,3 +140,10 @@ Per-fold figures, per-class recall and confusion matrices: `{path.name.replace("
   is unreliable and culturally variable.
 """
     path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    for arg in sys.argv[1:]:
+        rewrite_card(Path(arg))
