@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -89,7 +90,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         }
     )
     if settings.warmup:
-        _warm_up(app.state.model)
+        # Through the threadpool: this also imports anyio's backend and starts a worker
+        # thread, which otherwise cost the first request ~15 ms (py-spy; bench/speed.py).
+        await anyio.to_thread.run_sync(_warm_up, app.state.model)
     app.state.ready = True
     log.info("ready: serving %s", settings.model_path)
     try:
