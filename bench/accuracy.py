@@ -410,6 +410,7 @@ Systems, trained and tested in the same run:
 
 Features + inference time of a 3 s clip on one core (target < 10 ms): see
 `docs/accuracy-latency.md` (`bench/accuracy_latency.py`).
+What we kept, why the targets are missed, caveats: `docs/accuracy-notes.md`.
 
 ## All protocols
 
