@@ -567,8 +567,15 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
   per-endpoint error context (`inspect.getsourcelines`) and first-use allocations. The cold
   start is measured with raw sockets so the client's own first-use costs do not count.
 - **HTTP stack.** uvicorn runs with uvloop and httptools (checked in `/proc/<pid>/maps` of a
-  worker) with the access log off. In the py-spy profile the multipart parser and request-id
-  middleware are each under 1% of samples, so no raw-body endpoint was added.
+  worker) with the access log off. Dropping the date, server and proxy headers changed nothing
+  measurable (server CPU per request 2.74 vs 2.78 ms over 3 alternating runs). A framework
+  floor: `GET /healthz` costs 0.17 ms of server CPU per request. `bench/raw_body_experiment.py`
+  adds, in the benchmark only, a route taking the raw `audio/wav` body (no multipart, no
+  dependency chain, no response-model validation): 2.69 -> 2.09 ms server CPU per request
+  (median of 3 alternating runs), i.e. ~0.6 ms of the ~1.3 ms the HTTP layer adds to
+  decode + features + inference. Not added to `/predict` in this change: the route belongs to
+  the ops side and is fuzzed through its OpenAPI schema; it is the next step towards 500 req/s
+  per core.
 - **Measuring on a shared machine.** Other engineers' training and benchmarks ran during these
   measurements (see the load averages above), so req/s on a "pinned" core is what that core
   gave us while shared. The server CPU time per request (from `/proc/<pid>/stat`, user +
