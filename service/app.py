@@ -180,18 +180,66 @@ class InflightLimiter:
     def __init__(self, limit: int, stats: ServiceStats) -> None:
         self._slots = threading.BoundedSemaphore(limit)
         self._stats = stats
+        self.limit = limit
+        self.busy = 0
+
+    @property
+    def full(self) -> bool:
+        return self.busy >= self.limit
 
     def __enter__(self) -> InflightLimiter:
         if not self._slots.acquire(blocking=False):
             raise OverloadedError(
                 "The service is at capacity; retry shortly.", headers={"Retry-After": "1"}
             )
+        self.busy += 1
         self._stats.inflight.inc()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.busy -= 1
         self._stats.inflight.dec()
         self._slots.release()
+
+
+class LoadSheddingMiddleware:
+    """Answer 503 before reading an upload when every inference slot is taken.
+
+    The limiter inside the handler stays authoritative; this only spares a saturated worker
+    from parsing bodies it would refuse anyway, which keeps overload answers and probes fast.
+    The body is drained unparsed (up to the upload limit) so the client reads a clean 503
+    instead of a connection reset in the middle of its upload.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, limiter: InflightLimiter, stats: ServiceStats, max_bytes: int
+    ) -> None:
+        self.app, self.limiter, self.stats, self.max_bytes = app, limiter, stats, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path", "").startswith("/predict")
+            and self.limiter.full
+        ):
+            self.stats.record_error("overloaded")
+            drained, more = 0, True
+            while more and drained <= self.max_bytes:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                drained += len(message.get("body", b""))
+                more = message.get("more_body", False)
+            headers = {"Retry-After": "1"} | ({"Connection": "close"} if more else {})
+            response = JSONResponse(
+                error_body("overloaded", "The service is at capacity; retry shortly."),
+                status_code=503,
+                headers=headers,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -217,6 +265,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_bytes=settings.max_upload_bytes,
         on_reject=lambda: stats.record_error("upload_too_large"),
+    )
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        limiter=app.state.limiter,
+        stats=stats,
+        max_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestStatsMiddleware, stats=stats)
 

@@ -163,3 +163,17 @@ def test_app_refuses_to_start_with_a_bad_model(tmp_path) -> None:
     app = create_app(Settings(model_path=tmp_path / "missing.onnx"))
     with pytest.raises(ModelContractError), TestClient(app):
         pass
+
+
+def test_saturated_worker_sheds_uploads_before_reading_them(client: TestClient) -> None:
+    limiter = client.app.state.limiter
+    held = [limiter.__enter__() for _ in range(limiter.limit)]
+    try:
+        response = _post(client, encode(tone(seconds=1.0)))
+        assert response.status_code == 503 and response.json()["error"] == "overloaded"
+        assert response.headers["retry-after"] == "1"
+        assert client.get("/metrics").json()["service"]["requests"]["/predict"] == {"503": 1}
+    finally:
+        for slot in held:
+            slot.__exit__(None, None, None)
+    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
