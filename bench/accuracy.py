@@ -113,7 +113,7 @@ def train_predict(
         config=config,
     )
     temperature = fit_temperature(predict_proba(model, base[val_idx]), y[val_idx])
-    out = {"temperature": temperature}
+    out: dict[str, Any] = {"temperature": temperature}
     for name, x_test in test_sets.items():
         raw = predict_proba(model, x_test)
         out[name] = {"raw": raw, "calibrated": apply_temperature(raw, temperature)}
@@ -164,18 +164,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     babble_test = tuple(str(p) for p in tess_sorted[200::397][:4])
     cache, workers = args.cache_dir, args.workers
     results: dict[str, dict[str, Any]] = defaultdict(dict)
+    # Every fold of every (protocol, system); pooled once all seeds are in.
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     systems = [SYSTEMS[s] for s in args.systems]
-
-    def collect(protocol: str, system: System, runs: list[dict[str, Any]]) -> None:
-        results[protocol][system.name] = pooled(runs)
-        s = results[protocol][system.name]
-        log.info(
-            "%-28s %-20s UA %.3f ± %.3f",
-            protocol,
-            system.name,
-            s["unweighted_accuracy"],
-            s["unweighted_accuracy_std"],
-        )
 
     corpora = {"tess": tess, "rav7": rav7, "rav8": rav8, "both": tess + rav7}
     feats = {
@@ -195,7 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out = train_predict(
                 system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
             )
-            results["_runs"].setdefault(("1 TESS random 80/20", system.name), []).append(
+            runs.setdefault(("1 TESS random 80/20", system.name), []).append(
                 score(out["test"], y[te], labels)
             )
             # 2. TESS cross-speaker.
@@ -205,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = train_predict(
                     system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
                 )
-                results["_runs"].setdefault(("2 TESS cross-speaker", system.name), []).append(
+                runs.setdefault(("2 TESS cross-speaker", system.name), []).append(
                     score(out["test"], y[te], labels)
                 )
             # 3 + 6. RAVDESS actor-independent, 7 labels, with noise.
@@ -216,12 +207,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for noise in NOISES:
                         tests[noise] = f.get(system.feature_set, noise, babble="test")[te]
                 out = train_predict(system, f, tr, tests, labels, y, seed=seed)
-                results["_runs"].setdefault(
-                    ("3 RAVDESS actor-independent, 7 labels", system.name), []
-                ).append(score(out["clean"], y[te], labels))
+                runs.setdefault(("3 RAVDESS actor-independent, 7 labels", system.name), []).append(
+                    score(out["clean"], y[te], labels)
+                )
                 for noise in tests:
                     if noise != "clean":
-                        results["_runs"].setdefault(
+                        runs.setdefault(
                             (f"6 RAVDESS 7 labels + {noise} dB", system.name), []
                         ).append(score(out[noise], y[te], labels))
             # 3. RAVDESS 8 classes (benchmark only: "calm" is not a product label).
@@ -230,9 +221,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = train_predict(
                     system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed
                 )
-                results["_runs"].setdefault(
-                    ("3 RAVDESS actor-independent, 8 classes", system.name), []
-                ).append(score(out["test"], y8[te], labels8))
+                runs.setdefault(("3 RAVDESS actor-independent, 8 classes", system.name), []).append(
+                    score(out["test"], y8[te], labels8)
+                )
             # 4. Cross-corpus on the shared labels (RAVDESS calm dropped).
             fb, yb, labelsb = feats["both"], ys["both"], label_sets["both"]
             is_tess = np.array([c.corpus == "tess" for c in corpora["both"]])
@@ -251,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = train_predict(
                     system, fb, tr, {"test": fb.get(system.feature_set)[te]}, labelsb, yb, seed=seed
                 )
-                results["_runs"].setdefault((f"4 cross-corpus {name}", system.name), []).append(
+                runs.setdefault((f"4 cross-corpus {name}", system.name), []).append(
                     score(out["test"], yb[te], labelsb)
                 )
             # 5. Pooled TESS + RAVDESS, speaker-independent (the trainer's `speaker` protocol).
@@ -267,10 +258,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         seed=seed,
                     )
                     corpus = fold.name.split("-speaker-")[0]
-                    results["_runs"].setdefault(
+                    runs.setdefault(
                         (f"5 pooled, held-out {corpus} speakers", system.name), []
                     ).append(score(out["test"], yb[fold.test], labelsb))
-    runs = results.pop("_runs")
     for (protocol, system_name), items in runs.items():
         results[protocol][system_name] = pooled(items)
     return dict(results)

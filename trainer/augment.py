@@ -74,10 +74,12 @@ def apply(
         out = soxr.resample(samples, sample_rate, int(round(sample_rate / value)), quality="HQ")
         return np.asarray(out, dtype=np.float32)
     if kind == "gain":
-        return np.clip(samples * 10 ** (value / 20), -1.0, 1.0).astype(np.float32)
+        return np.clip(samples * 10 ** (value / 20), -1.0, 1.0, dtype=np.float32)
     if kind == "white":
         return mix_at_snr(
-            samples, rng.standard_normal(samples.shape[0]).astype(np.float32), snr_db=value
+            samples,
+            np.asarray(rng.standard_normal((samples.shape[0],)), dtype=np.float32),
+            snr_db=value,
         )
     if kind == "babble":
         if len(babble_sources) == 0:
