@@ -200,16 +200,12 @@ class SpectralFrontend:
         return (self.log_mel(self.power(samples)) @ self.mel_dct[1]).astype(np.float32)
 
 
-class MfccStats:
-    """MFCCs of the whole utterance pooled over time into one vector.
+class _UtteranceFeatures:
+    """What every feature set shares: a named config with a spectral front end."""
 
-    Output shape is ``(n_mfcc * len(statistics),)``, statistics concatenated in order.
-    """
+    config: MfccStatsConfig | SpeechStatsConfig
 
-    def __init__(self, config: MfccStatsConfig) -> None:
-        unknown = set(config.statistics) - {"mean", "std"}
-        if unknown:
-            raise FeatureError(f"unknown statistics {sorted(unknown)}")
+    def __init__(self, config: MfccStatsConfig | SpeechStatsConfig) -> None:
         self.config = config
         self.frontend = SpectralFrontend(config.spectral, n_mfcc=config.n_mfcc)
 
@@ -221,12 +217,27 @@ class MfccStats:
     def sample_rate(self) -> int:
         return self.config.spectral.sample_rate
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+
+class MfccStats(_UtteranceFeatures):
+    """MFCCs of the whole utterance pooled over time into one vector.
+
+    Output shape is ``(n_mfcc * len(statistics),)``, statistics concatenated in order.
+    """
+
+    config: MfccStatsConfig
+
+    def __init__(self, config: MfccStatsConfig) -> None:
+        unknown = set(config.statistics) - {"mean", "std"}
+        if unknown:
+            raise FeatureError(f"unknown statistics {sorted(unknown)}")
+        super().__init__(config)
+
     @property
     def dim(self) -> int:
         return self.config.n_mfcc * len(self.config.statistics)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
 
     def mfcc(self, samples: np.ndarray) -> np.ndarray:
         """MFCC matrix of shape ``(frames, n_mfcc)`` for mono ``samples`` of shape ``(n,)``."""
@@ -264,7 +275,7 @@ class SpeechStatsConfig:
         return out
 
 
-class SpeechStats:
+class SpeechStats(_UtteranceFeatures):
     """A fixed-length description of how an utterance is spoken.
 
     Pooled over speech frames only (silence says little about emotion and a lot about the
@@ -275,17 +286,7 @@ class SpeechStats:
     (energy peaks per second). Output shape ``(dim,)``; see :meth:`names`.
     """
 
-    def __init__(self, config: SpeechStatsConfig) -> None:
-        self.config = config
-        self.frontend = SpectralFrontend(config.spectral, n_mfcc=config.n_mfcc)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.spectral.sample_rate
+    config: SpeechStatsConfig
 
     def names(self) -> list[str]:
         c = self.config.n_mfcc
@@ -307,9 +308,6 @@ class SpeechStats:
     @property
     def dim(self) -> int:
         return len(self.names())
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
 
     @cached_property
     def _f0_tables(self) -> tuple[np.ndarray, np.ndarray, int, int, int]:
