@@ -8,14 +8,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -42,11 +40,12 @@ from service.settings import Settings
 from service.stats import ServiceStats
 from service.streaming import router as streaming_router
 from service.timeline import timeline as speech_timeline
+from service.web import router as web_router
+from service.web import static_files
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("service.access")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 KNOWN_ROUTES = {"/predict", "/predict/batch", "/metrics", "/healthz", "/readyz", "/v1/model", "/"}
 
 
@@ -387,12 +386,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return info
 
     app.include_router(streaming_router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        """The web page: upload or record audio, see the emotion; the model's metrics."""
-        return FileResponse(STATIC_DIR / "index.html")
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
 
     # Probes are async on purpose: they must not wait for a threadpool busy with inferences.
     @app.get("/healthz")
