@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +24,7 @@ from service.features import FeatureError
 from service.inference import classify_clip
 from service.model import EmotionModel, ModelContractError, load_model
 from service.settings import BUNDLED_MODEL
+from service.timeline import timeline as speech_timeline
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
 
@@ -47,14 +49,20 @@ def _init(model_path: str) -> None:
 
 
 def predict_file(
-    path: Path, model: EmotionModel | None = None, *, max_duration_s: float | None = None
+    path: Path,
+    model: EmotionModel | None = None,
+    *,
+    max_duration_s: float | None = None,
+    with_timeline: bool = False,
 ) -> dict[str, Any]:
     """One output record for ``path``: the prediction, or the error that stopped it."""
     model = model or _model
     assert model is not None, "call _init first"
     record: dict[str, Any] = {"path": str(path)}
     try:
-        result = classify_clip(model, path, max_duration_s=max_duration_s)
+        result = classify_clip(
+            model, path, max_duration_s=max_duration_s, keep_samples=with_timeline
+        )
     except (AudioError, FeatureError, OSError) as exc:
         record.update(error=getattr(exc, "reason", type(exc).__name__), detail=str(exc))
         return record
@@ -64,15 +72,19 @@ def predict_file(
         duration_s=round(result.duration_s, 4),
         probabilities={k: round(v, 6) for k, v in result.prediction.probabilities.items()},
     )
+    if with_timeline and result.samples is not None:
+        record["timeline"] = speech_timeline(model, result.samples)
     return record
 
 
-def _predict_path(path: Path) -> dict[str, Any]:
-    return predict_file(path)
+def _predict_path(path: Path, **options: Any) -> dict[str, Any]:
+    return predict_file(path, **options)
 
 
 class Writer:
-    def __init__(self, stream: TextIO, fmt: str, labels: Sequence[str]) -> None:
+    def __init__(
+        self, stream: TextIO, fmt: str, labels: Sequence[str], *, timeline: bool = False
+    ) -> None:
         self.stream, self.fmt, self.labels = stream, fmt, list(labels)
         self.csv: Any = None
         if fmt == "csv":
@@ -85,6 +97,8 @@ class Writer:
                 "error",
                 "detail",
             ]
+            if timeline:
+                fields.append("timeline")  # the segments and summary as JSON, in one cell
             self.csv = csv.DictWriter(stream, fieldnames=fields)
             self.csv.writeheader()
 
@@ -95,6 +109,8 @@ class Writer:
         row = {k: v for k, v in record.items() if k != "probabilities"}
         for label, p in (record.get("probabilities") or {}).items():
             row[f"p_{label}"] = p
+        if "timeline" in row:
+            row["timeline"] = json.dumps(row["timeline"])
         self.csv.writerow(row)
 
 
@@ -112,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--max-seconds", type=float, default=None, help="skip longer files")
+    parser.add_argument(
+        "--timeline", action="store_true", help="add speech segments with their emotions"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -127,20 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     failures = 0
     try:
-        writer = Writer(out, args.format, model.labels)
+        writer = Writer(out, args.format, model.labels, timeline=args.timeline)
+        options = {"max_duration_s": args.max_seconds, "with_timeline": args.timeline}
         bar = tqdm(total=len(files), unit="file", disable=args.no_progress, file=sys.stderr)
         if args.workers > 1 and len(files) > 1:
             with ProcessPoolExecutor(
                 args.workers, initializer=_init, initargs=(args.model,)
             ) as pool:
-                records = pool.map(_predict_path, files, chunksize=8)
+                records = pool.map(partial(_predict_path, **options), files, chunksize=8)
                 for record in records:
                     failures += "error" in record
                     writer.write(record)
                     bar.update()
         else:
             for path in files:
-                record = predict_file(path, model, max_duration_s=args.max_seconds)
+                record = predict_file(path, model, **options)
                 failures += "error" in record
                 writer.write(record)
                 bar.update()

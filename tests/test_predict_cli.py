@@ -104,3 +104,28 @@ def test_cli_runs_as_a_program_without_tensorflow(folder, tiny_model) -> None:
     )
     assert json.loads(done.stdout)["label"]
     assert "1 classified, 0 failed" in done.stderr
+
+
+@pytest.mark.parametrize(("workers", "fmt"), [(1, "jsonl"), (2, "csv")])
+def test_timeline_option_gives_the_speech_segments(tiny_model, tmp_path, workers, fmt) -> None:
+    from tests.test_timeline import _recording
+
+    y, spans = _recording()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "call.wav").write_bytes(encode(y))
+    (tmp_path / "in" / "short.wav").write_bytes(encode(tone(freq=200.0, seconds=1.0)))
+    out = tmp_path / f"out.{fmt}"
+    args = [str(tmp_path / "in"), "--model", str(tiny_model), "--output", str(out)]
+    code = main([*args, "--workers", str(workers), "--format", fmt, "--timeline", "--no-progress"])
+    assert code == 0
+    if fmt == "csv":
+        rows = list(csv.DictReader(out.read_text().splitlines()))
+        timelines = {r["path"].rsplit("/", 1)[1]: json.loads(r["timeline"]) for r in rows}
+    else:
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        timelines = {r["path"].rsplit("/", 1)[1]: r["timeline"] for r in records}
+    segments = timelines["call.wav"]["segments"]
+    assert [round(s["start"]) for s in segments] == [round(start) for start, _ in spans]
+    assert all(s["label"] in s["probabilities"] for s in segments)
+    # A steady tone has no quieter stretch to be louder than: the VAD finds no speech in it.
+    assert timelines["short.wav"]["summary"]["duration_s"] == pytest.approx(1.0, abs=0.01)
