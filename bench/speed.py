@@ -112,19 +112,20 @@ def in_process(model_path: Path, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def feature_sets_3s() -> dict[str, dict[str, float]]:
+def feature_sets_3s(model_path: Path) -> dict[str, dict[str, float]]:
     """Features + inference for a 3 s 16 kHz clip, per feature set, one core."""
     from service.features import FEATURE_SETS
 
     os.sched_setaffinity(0, {0})
     y = speech_like(3.0, 16_000)
-    model = load_model(BUNDLED_MODEL)
+    model = load_model(model_path)
     out = {}
     for name, fs in FEATURE_SETS.items():
         t, _ = timed(lambda fs=fs: fs.extract(y), 300)
         out[name] = stats_ms(t)
     inf, _ = timed(lambda: model.predict_proba(model.feature_set.extract(y)), 300)
     out["bundled model, features + inference"] = stats_ms(inf)
+    out["served feature set"] = model.feature_set.name  # type: ignore[assignment]
     return out
 
 
@@ -360,9 +361,9 @@ def raw_post(sock: socket.socket, port: int, payload: bytes) -> int:
     return int(lines[0].split()[1])
 
 
-def cold_start(numba_cache: str | None) -> dict[str, float]:
+def cold_start(numba_cache: str | None, model_path: Path) -> dict[str, float]:
     port = free_port()
-    env = {"SER_PORT": str(port), "SER_WORKERS": "1"}
+    env = {"SER_PORT": str(port), "SER_WORKERS": "1", "SER_MODEL_PATH": str(model_path.resolve())}
     if numba_cache is not None:
         env["NUMBA_CACHE_DIR"] = numba_cache
     payload = multipart(encode(speech_like(3.0, 16_000), 16_000, "WAV"))
@@ -498,22 +499,29 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
+        "--out",
+        default="performance",
+        help="docs/<out>.md and .json (e.g. to keep a run with another model beside the default)",
+    )
+    parser.add_argument(
         "--from-json", type=Path, help="re-render docs/performance.md from a saved run"
     )
     args = parser.parse_args()
     if args.from_json:
-        write_markdown(json.loads(args.from_json.read_text()))
+        write_markdown(json.loads(args.from_json.read_text()), args.out)
         return
     seconds = 3.0 if args.quick else 8.0
     report: dict[str, Any] = {"machine": machine(), "command": " ".join(["python", *sys.argv])}
-    report["features_3s"] = feature_sets_3s()
+    report["features_3s"] = feature_sets_3s(args.model)
     report["in_process"] = in_process(args.model, args.quick)
     levels = (1, 2, 4, 8, 16, 32)
     ours = [str(BIN / "ser-serve")]
+    model_env = {"SER_MODEL_PATH": str(args.model.resolve())}
+    report["model"] = str(args.model)
     report["http"] = [
         http_bench(
             ours,
-            {"SER_WORKERS": "1", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"},
+            {"SER_WORKERS": "1", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"} | model_env,
             levels,
             seconds,
             "ours, 1 worker, 1 core",
@@ -522,7 +530,7 @@ def main() -> None:
     report["http"].append(
         http_bench(
             ours,
-            {"SER_WORKERS": "2", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"},
+            {"SER_WORKERS": "2", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"} | model_env,
             levels,
             seconds,
             "ours, 2 workers, 2 cores (load generator shares core 1)",
@@ -542,17 +550,17 @@ def main() -> None:
     # Medians of 3 starts each; the serving path imports neither librosa nor numba, so the
     # two cases should agree (the run says whether they do).
     report["cold_start"] = {
-        "warm cache": median_of(lambda: cold_start(None), 3),
-        "empty numba cache": median_of(lambda: cold_start(tempfile.mkdtemp()), 3),
+        "warm cache": median_of(lambda: cold_start(None, args.model), 3),
+        "empty numba cache": median_of(lambda: cold_start(tempfile.mkdtemp(), args.model), 3),
     }
     report["trainer_extraction"] = trainer_extraction(args.quick)
     report["make_train"] = make_train_time()
     report["load_average_at_end"] = os.getloadavg()
     report["other_jobs_at_end"] = other_jobs()
     DOCS.mkdir(exist_ok=True)
-    (DOCS / "performance.json").write_text(json.dumps(report, indent=1) + "\n")
-    write_markdown(report)
-    print((DOCS / "performance.md").read_text())
+    (DOCS / f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, args.out)
+    print((DOCS / f"{args.out}.md").read_text())
 
 
 FINDINGS = """
@@ -599,8 +607,10 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
   uses `speech-stats-v1` (a colleague's feature set: MFCCs, deltas, F0 and voice quality), not
   `mfcc40-mean`. The served per-clip cost is now that feature set's: ~6 ms for a 3 s clip
   against 0.7 ms for `mfcc40-mean`, so the 1 ms target and the HTTP figures in this run are far
-  worse than with the MFCC model (an earlier run the same morning with the `mfcc40-mean` model:
-  1.0 ms features + inference, server CPU 2.77 ms per request, 26x the paper baseline). cProfile
+  worse than with the MFCC model. `docs/performance-mfcc40-mean.md` is the same benchmark
+  serving the previous, `mfcc40-mean` bundled model (`git show
+  33d66d5:models/ser-default.onnx > /tmp/mfcc40-model.onnx; .venv/bin/python bench/speed.py
+  --model /tmp/mfcc40-model.onnx --out performance-mfcc40-mean`). cProfile
   of `speech-stats-v1` on a 3 s clip: half the time is `numpy.fft` in the F0 autocorrelation
   (`_pitch`). Swapping those two calls for `scipy.fft` (as done for the power spectrum) measured
   6.7 -> 4.6 ms with outputs equal within 2.4e-7; left to that feature set's owner.
@@ -612,7 +622,7 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
 """
 
 
-def write_markdown(r: dict[str, Any]) -> None:
+def write_markdown(r: dict[str, Any], out: str = "performance") -> None:
     f3 = r["features_3s"]
     ours = r["http"][0]
     peak = max(ours["runs"], key=lambda x: x["rps"])
@@ -647,7 +657,7 @@ def write_markdown(r: dict[str, Any]) -> None:
         "",
         "| target | measured |",
         "|---|---|",
-        f"| features + inference, 3 s 16 kHz clip, one core: <= 1 ms median | bundled model: "
+        f"| features + inference, 3 s 16 kHz clip, one core: <= 1 ms median | served model ({f3.get('served feature set', '?')}): "
         f"{f3['bundled model, features + inference']['median']:.2f} ms; mfcc40-mean features alone "
         f"{f3['mfcc40-mean']['median']:.2f} ms; speech-stats-v1 features alone {f3['speech-stats-v1']['median']:.2f} ms |",
         f"| HTTP >= 500 req/s per core, 3 s WAV | {peak['rps']} req/s at concurrency {peak['concurrency']} (1 worker, 1 core shared "
@@ -703,7 +713,7 @@ def write_markdown(r: dict[str, Any]) -> None:
         )
     lines += ["", "## Cold start", "", "```json", json.dumps(cs, indent=1), "```", ""]
     lines += FINDINGS.strip("\n").splitlines() + [""]
-    (DOCS / "performance.md").write_text("\n".join(lines) + "\n")
+    (DOCS / f"{out}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
