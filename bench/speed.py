@@ -680,6 +680,37 @@ def write_markdown(r: dict[str, Any], out: str = "performance") -> None:
                 f"{v.get('clips_per_s_on_2_dedicated_cores', '-')} clips/s on 2 dedicated cores; "
                 f"cached rerun {v['cached_rerun_s']} s |"
             )
+    cpu_ms = peak["server_cpu_ms_per_request"]
+    checks = [
+        (
+            "features + inference <= 1 ms",
+            f3["bundled model, features + inference"]["median"] <= 1.0,
+        ),
+        (">= 500 req/s per core (by server CPU per request)", 1000 / cpu_ms >= 500),
+        ("p99 <= 20 ms at 80% of peak", at80["p99_ms"] <= 20),
+        (">= 20x the paper baseline", bool(base_peak) and peak["rps"] / base_peak["rps"] >= 20),
+        ("cold start to ready <= 2 s", cs["warm cache"]["to_ready_s"] <= 2),
+        (
+            "first request <= 3x steady state",
+            cs["warm cache"]["first_request_ms"] <= 3 * cs["warm cache"]["steady_median_ms"],
+        ),
+        ("RSS per worker <= 250 MB", ours["rss_mb"] <= 250),
+    ]
+    if "skipped" not in tx:
+        checks.append(
+            (
+                "extraction >= 500 clips/s (served feature set, dedicated-core estimate)",
+                tx.get(f3.get("served feature set", ""), {}).get(
+                    "clips_per_s_on_2_dedicated_cores", 0
+                )
+                >= 500,
+            )
+        )
+    missed = [name for name, ok in checks if not ok]
+    lines.insert(
+        8,
+        "**Missed in this run:** " + ("; ".join(missed) if missed else "none") + ".\n",
+    )
     mt = r.get("make_train", {})
     if "real" in mt:
         lines.append(
