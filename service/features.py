@@ -332,8 +332,10 @@ class SpeechStats(_UtteranceFeatures):
         padded = np.pad(y, n // 2)
         frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop][:n_frames]
         frames = (frames - frames.mean(axis=1, keepdims=True)) * window
-        spectrum = np.fft.rfft(frames, nfft, axis=1)
-        ac = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, nfft, axis=1)[:, : lag_hi + 2]
+        spectrum = scipy.fft.rfft(frames, nfft, axis=1, workers=1)
+        ac = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, nfft, axis=1, workers=1)[
+            :, : lag_hi + 2
+        ]
         ac = ac / np.maximum(ac[:, :1], 1e-12) / window_ac
         search = ac[:, lag_lo : lag_hi + 1]
         # The shortest lag within 10% of the best peak, then its local maximum: avoids the
