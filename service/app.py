@@ -276,6 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/predict",
         response_model=PredictResponse,
+        response_model_exclude_none=True,
         dependencies=protected,
         responses={
             401: {"description": "API key required (when auth is on)"},

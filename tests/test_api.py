@@ -177,3 +177,7 @@ def test_saturated_worker_sheds_uploads_before_reading_them(client: TestClient) 
         for slot in held:
             slot.__exit__(None, None, None)
     assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+
+
+def test_plain_predict_has_no_timeline_key(client: TestClient) -> None:
+    assert "timeline" not in _post(client, encode(tone(seconds=1.0))).json()
