@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from service.errors import ServiceError
 
@@ -64,11 +65,12 @@ class ApiKeys:
         return any(matches)
 
 
-def presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def presented_key(connection: HTTPConnection) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key`` (HTTP requests and WebSockets)."""
+    header = connection.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.headers.get("x-api-key")
+    return connection.headers.get("x-api-key")
 
 
 def require_api_key(request: Request) -> None:

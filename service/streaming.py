@@ -25,7 +25,7 @@ import soxr
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from service.audio import MIN_SOURCE_RATE
-from service.auth import ApiKeys
+from service.auth import ApiKeys, presented_key
 from service.model import EmotionModel
 from service.settings import Settings
 
@@ -66,9 +66,8 @@ def _authorised(websocket: WebSocket) -> bool:
     keys: ApiKeys = websocket.app.state.api_keys
     if not keys.enabled:
         return True
-    header = websocket.headers.get("authorization", "")
-    key = header[7:].strip() if header[:7].lower() == "bearer " else None
-    key = key or websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
+    # Browsers cannot set headers on a WebSocket, hence the query parameter as well.
+    key = presented_key(websocket) or websocket.query_params.get("api_key")
     return key is not None and keys.accepts(key)
 
 

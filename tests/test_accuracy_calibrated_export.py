@@ -3,6 +3,8 @@ the temperature baked into the graph is what the service returns."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,14 +61,18 @@ def test_exported_graph_applies_the_fitted_temperature(trained_mlp, tmp_path, te
         name="calibrated",
         labels=["angry", "happy", "sad"],
         feature_set=fs,
-        mean=x_fit.mean(0),
-        std=x_fit.std(0) + 1e-6,
         parity_features=x_all,
         training_data={"clips": len(x_all)},
         metrics={},
         temperature=temperature,
     )
     assert float(meta[contract.KEY_TEMPERATURE]) == pytest.approx(temperature)
+    # The recorded normalisation is the one inside the graph: the fitted data's statistics.
+    normalisation = json.loads(meta[contract.KEY_NORMALISATION])
+    np.testing.assert_allclose(normalisation["mean"], x_fit.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        normalisation["std"], np.maximum(x_fit.std(0), 1e-6), rtol=1e-3, atol=1e-4
+    )
     served = load_model(path)
     assert served.feature_set.name == "speech-stats-v1"
     raw = predict_proba(model, x_all)

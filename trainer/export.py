@@ -71,6 +71,14 @@ def check_parity(
     return diff
 
 
+def standardisation(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+    """The in-graph input statistics, read back from the model's ``standardise`` layer."""
+    layer = model.get_layer("standardise")
+    mean = keras.ops.convert_to_numpy(layer.mean)
+    std = 1.0 / keras.ops.convert_to_numpy(layer.inv_std)
+    return mean, std
+
+
 def export_model(
     model: keras.Model,
     *,
@@ -78,8 +86,6 @@ def export_model(
     name: str,
     labels: Sequence[str],
     feature_set: FeatureSet,
-    mean: np.ndarray,
-    std: np.ndarray,
     parity_features: np.ndarray,
     training_data: dict[str, Any],
     metrics: dict[str, Any],
@@ -93,6 +99,7 @@ def export_model(
     """
     proto = keras_to_onnx(model, input_dim=feature_set.dim)
     parity = check_parity(proto, model, parity_features)
+    mean, std = standardisation(model)
     digest = weights_digest(proto)
     metrics = {**metrics, "export_parity_max_abs_diff": parity}
     meta = {

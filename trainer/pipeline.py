@@ -170,10 +170,6 @@ def train_and_export(
     }
     log.info("training the final model on all %d clips", len(kept))
     final = _train_fold(views, y, kept, np.arange(len(kept)), n_labels=len(labels), config=config)
-    fit_idx, val_idx = final.fit_idx, final.val_idx
-    x_fit = np.concatenate([view[fit_idx] for view in views.values()])
-    mean = x_fit.mean(axis=0)
-    std = np.maximum(x_fit.std(axis=0), 1e-6)
     summary = data_summary(kept)
     metrics = {protocol: result["summary"] for protocol, result in evaluation.items()}
     metrics["temperature"] = final.temperature
@@ -183,9 +179,7 @@ def train_and_export(
         name=name,
         labels=labels,
         feature_set=fs,
-        mean=mean,
-        std=std,
-        parity_features=x[val_idx],
+        parity_features=x[final.val_idx],
         training_data=summary,
         metrics=metrics,
         temperature=final.temperature,
