@@ -1,13 +1,17 @@
 """Decode audio from bytes or a path into canonical mono float32 at one sample rate.
 
 Everything the model sees goes through :func:`decode_audio`: the trainer and the
-service call the same function, so training and serving audio cannot differ.
+service call the same function, so training and serving audio cannot differ. Long recordings
+go through :func:`iter_audio_blocks`, which gives the same samples a block at a time and
+refuses the same input for the same reasons.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,6 +32,12 @@ MAX_CHANNELS = 32
 MAX_ABS_SAMPLE = 1_000.0
 #: Shortest clip that gives a meaningful utterance-level feature vector.
 MIN_DURATION_S = 0.1
+#: Source seconds per block in :func:`iter_audio_blocks`: long enough that per-block overhead
+#: is negligible, short enough that a block of 48 kHz stereo is 384 KB of float32.
+BLOCK_S = 1.0
+#: Interleaved values per block at most, so a 32-channel 384 kHz source cannot make one block
+#: large (2**20 float32 values: 4 MB).
+MAX_BLOCK_VALUES = 1 << 20
 
 SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG/Vorbis", "OGG/Opus", "MP3", "AIFF", "WebM/Opus", "M4A/AAC")
 
@@ -123,10 +133,7 @@ def decode_audio(
     AudioError
         Not audio, truncated, empty, non-finite samples, or an absurd header.
     """
-    if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
-        raise ValueError(
-            f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]"
-        )
+    _check_target_rate(target_rate)
     try:
         handle = _open(source)
     except UnsupportedFormatError:
@@ -152,38 +159,19 @@ def decode_audio(
             min_duration_s=min_duration_s,
         )
     with handle:
-        rate, channels, claimed = int(handle.samplerate), int(handle.channels), int(handle.frames)
+        rate, channels, limit = _check_header(handle, max_duration_s)
         fmt = str(handle.format)
-        if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
-            raise AudioError(
-                f"Sample rate {rate} Hz is outside the supported range "
-                f"{MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz.",
-                reason="bad_sample_rate",
-            )
-        if not 1 <= channels <= MAX_CHANNELS:
-            raise AudioError(
-                f"{channels} channels is outside the supported range 1-{MAX_CHANNELS}.",
-                reason="bad_channels",
-            )
-        limit = None if max_duration_s is None else int(max_duration_s * rate) + 1
-        if limit is not None and claimed > limit:
-            raise AudioTooLongError(
-                f"Audio is {claimed / rate:.1f} s long; the limit is {max_duration_s:g} s."
-            )
         try:
             # Read at most `limit` frames: a header may lie about its length.
             frames = handle.read(
                 frames=-1 if limit is None else limit, dtype="float32", always_2d=True
             )
-        except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
-            raise AudioError(
-                f"The audio data is corrupt or truncated: {exc}.", reason="corrupt"
-            ) from exc
+        except _READ_ERRORS as exc:
+            raise _corrupt(exc) from exc
     if limit is not None and frames.shape[0] >= limit:
-        raise AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
-    mono = frames.mean(axis=1, dtype=np.float32) if channels > 1 else frames[:, 0]
+        raise _too_long(max_duration_s)
     return _finish(
-        mono,
+        _mix(frames),
         rate=rate,
         channels=channels,
         fmt=fmt,
@@ -192,12 +180,196 @@ def decode_audio(
     )
 
 
-def _finish(
-    mono: np.ndarray, *, rate: int, channels: int, fmt: str, target_rate: int, min_duration_s: float
-) -> Audio:
-    """Validate decoded mono samples and bring them to the target rate."""
-    if mono.shape[0] == 0:
-        raise AudioError("The audio contains no samples.", reason="empty")
+def iter_audio_blocks(
+    source: Source,
+    *,
+    target_rate: int = CANONICAL_RATE,
+    block_s: float = BLOCK_S,
+    max_duration_s: float | None = None,
+    min_duration_s: float = MIN_DURATION_S,
+) -> Iterator[np.ndarray]:
+    """Decode ``source`` block by block to mono float32 at ``target_rate``.
+
+    The concatenated blocks equal :func:`decode_audio`'s ``samples`` (soxr's stream and
+    one-shot resamplers give the same output), but only about one block of the source is
+    held at a time, so memory does not grow with the length of the recording.
+
+    Parameters
+    ----------
+    source : bytes or path or binary file object
+        As for :func:`decode_audio`, including WebM/Opus and M4A/AAC.
+    target_rate : int, keyword-only
+        Output sample rate in Hz; resampled with a soxr (HQ) stream when the source differs.
+    block_s : float, keyword-only
+        Source seconds read per block (capped at :data:`MAX_BLOCK_VALUES` interleaved
+        values). Yielded blocks vary in length around ``block_s * target_rate`` samples.
+    max_duration_s : float or None, keyword-only
+        Reject audio longer than this (:class:`AudioTooLongError`).
+    min_duration_s : float, keyword-only
+        Reject audio shorter than this.
+
+    Yields
+    ------
+    numpy.ndarray
+        Shape ``(m,)``, dtype float32, values finite; ``m > 0``.
+
+    Raises
+    ------
+    AudioError
+        The same errors, with the same ``reason``, as :func:`decode_audio`. A fault found
+        part-way (corrupt data, non-finite samples, over the limit, too short) is raised when
+        it is met, after the blocks before it were yielded: consume the whole iterator before
+        acting on what it gave.
+    """
+    _check_target_rate(target_rate)
+    if block_s <= 0:
+        raise ValueError(f"block_s={block_s} must be positive")
+    with _open_stream(source, block_s=block_s, max_duration_s=max_duration_s) as stream:
+        rate, chunks = stream
+        resampler = (
+            None
+            if rate == target_rate
+            else soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+        )
+        frames = 0
+        for mono in chunks:
+            _check_samples(mono)
+            frames += mono.shape[0]
+            out = mono if resampler is None else resampler.resample_chunk(mono)
+            if out.shape[0]:
+                yield out
+        _check_length(frames, rate=rate, min_duration_s=min_duration_s)
+        if resampler is not None:
+            # The resampler holds back its filter's delay until told the input has ended.
+            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if tail.shape[0]:
+                yield tail
+
+
+@contextmanager
+def _open_stream(
+    source: Source, *, block_s: float, max_duration_s: float | None
+) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
+    """The source rate and an iterator of mono float32 chunks at that rate, shape ``(m,)``."""
+    try:
+        handle = _open(source)
+    except UnsupportedFormatError:
+        container = sniff_container(source)
+        if container is None:
+            raise
+        from service.av_decode import AvDecoder
+
+        with AvDecoder(
+            source, container=container, max_rate=MAX_SOURCE_RATE, max_channels=MAX_CHANNELS
+        ) as decoder:
+            size = _block_frames(block_s, decoder.rate, decoder.channels)
+            # Codec frames are 10-60 ms; gathering them keeps per-block overhead down.
+            yield decoder.rate, _gather(decoder.blocks(max_duration_s=max_duration_s), size)
+        return
+    with handle:
+        rate, channels, limit = _check_header(handle, max_duration_s)
+        size = _block_frames(block_s, rate, channels)
+        yield rate, _read_blocks(handle, size=size, limit=limit, max_duration_s=max_duration_s)
+
+
+def _read_blocks(
+    handle: sf.SoundFile, *, size: int, limit: int | None, max_duration_s: float | None
+) -> Iterator[np.ndarray]:
+    """Mono chunks of ``size`` frames read from ``handle``; stops at ``limit`` like
+    :func:`decode_audio`'s single read does."""
+    read = 0
+    while True:
+        wanted = size if limit is None else min(size, limit - read)
+        try:
+            frames = handle.read(frames=wanted, dtype="float32", always_2d=True)
+        except _READ_ERRORS as exc:
+            raise _corrupt(exc) from exc
+        read += frames.shape[0]
+        if limit is not None and read >= limit:
+            raise _too_long(max_duration_s)
+        if frames.shape[0]:
+            yield _mix(frames)
+        # libsndfile fills a read unless the data ended (or broke): a single read would
+        # have stopped here too.
+        if frames.shape[0] < wanted:
+            return
+
+
+def _gather(chunks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Concatenate consecutive ``chunks`` into pieces of at least ``size`` samples."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += chunk.shape[0]
+        if held >= size:
+            yield np.concatenate(pending)
+            pending, held = [], 0
+    if held:
+        yield np.concatenate(pending)
+
+
+def _block_frames(block_s: float, rate: int, channels: int) -> int:
+    return max(1, min(int(block_s * rate), MAX_BLOCK_VALUES // channels))
+
+
+# Checks shared by decode_audio and iter_audio_blocks, so both refuse the same input with
+# the same reason.
+
+_READ_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, MemoryError)
+
+
+def _check_target_rate(target_rate: int) -> None:
+    if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
+        raise ValueError(
+            f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]"
+        )
+
+
+def _check_header(
+    handle: sf.SoundFile, max_duration_s: float | None
+) -> tuple[int, int, int | None]:
+    """The rate, channel count and frame limit of an open file, refused when absurd."""
+    rate, channels, claimed = int(handle.samplerate), int(handle.channels), int(handle.frames)
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(
+            f"Sample rate {rate} Hz is outside the supported range "
+            f"{MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz.",
+            reason="bad_sample_rate",
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(
+            f"{channels} channels is outside the supported range 1-{MAX_CHANNELS}.",
+            reason="bad_channels",
+        )
+    limit = frame_limit(max_duration_s, rate)
+    if limit is not None and claimed > limit:
+        raise AudioTooLongError(
+            f"Audio is {claimed / rate:.1f} s long; the limit is {max_duration_s:g} s."
+        )
+    return rate, channels, limit
+
+
+def frame_limit(max_duration_s: float | None, rate: int) -> int | None:
+    """Frames at ``rate`` whose reading proves the audio is over ``max_duration_s``."""
+    return None if max_duration_s is None else int(max_duration_s * rate) + 1
+
+
+def _too_long(max_duration_s: float | None) -> AudioTooLongError:
+    return AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
+
+
+def _corrupt(exc: BaseException) -> AudioError:
+    return AudioError(f"The audio data is corrupt or truncated: {exc}.", reason="corrupt")
+
+
+def _mix(frames: np.ndarray) -> np.ndarray:
+    """Mono of shape ``(n,)`` from frames of shape ``(n, channels)``."""
+    return frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
+
+
+def _check_samples(mono: np.ndarray) -> None:
+    """Refuse non-finite or absurdly large samples in ``mono`` of shape ``(n,)``, n > 0."""
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.", reason="non_finite")
     if float(np.abs(mono).max()) > MAX_ABS_SAMPLE:
@@ -205,12 +377,26 @@ def _finish(
             f"Sample values exceed ±{MAX_ABS_SAMPLE:g} (full scale is ±1): not a valid recording.",
             reason="out_of_range",
         )
-    if mono.shape[0] / rate < min_duration_s:
+
+
+def _check_length(frames: int, *, rate: int, min_duration_s: float) -> None:
+    if frames == 0:
+        raise AudioError("The audio contains no samples.", reason="empty")
+    if frames / rate < min_duration_s:
         raise AudioError(
-            f"Audio is {1000 * mono.shape[0] / rate:.0f} ms long; at least "
+            f"Audio is {1000 * frames / rate:.0f} ms long; at least "
             f"{1000 * min_duration_s:.0f} ms is needed.",
             reason="too_short",
         )
+
+
+def _finish(
+    mono: np.ndarray, *, rate: int, channels: int, fmt: str, target_rate: int, min_duration_s: float
+) -> Audio:
+    """Validate decoded mono samples and bring them to the target rate."""
+    if mono.shape[0]:
+        _check_samples(mono)
+    _check_length(mono.shape[0], rate=rate, min_duration_s=min_duration_s)
     samples = resample(mono, source_rate=rate, target_rate=target_rate)
     return Audio(
         samples=samples,
