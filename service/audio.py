@@ -1,9 +1,9 @@
 """Decode audio from bytes or a path into canonical mono float32 at one sample rate.
 
 Everything the model sees goes through :func:`decode_audio`: the trainer and the
-service call the same function, so training and serving audio cannot differ. Long recordings
-go through :func:`iter_audio_blocks`, which gives the same samples a block at a time and
-refuses the same input for the same reasons.
+service call the same function, so training and serving audio cannot differ. Long
+recordings go through :func:`open_audio_blocks` (or :func:`iter_audio_blocks`), which gives
+the same samples a block at a time and refuses the same input for the same reasons.
 """
 
 from __future__ import annotations
@@ -180,15 +180,30 @@ def decode_audio(
     )
 
 
-def iter_audio_blocks(
+@dataclass(frozen=True, slots=True)
+class AudioBlocks:
+    """An open recording read block by block: see :func:`open_audio_blocks`.
+
+    ``blocks`` yields mono float32 arrays of shape ``(m,)``, ``m > 0``, at ``sample_rate``.
+    """
+
+    blocks: Iterator[np.ndarray]
+    sample_rate: int
+    source_rate: int
+    source_channels: int
+    source_format: str
+
+
+@contextmanager
+def open_audio_blocks(
     source: Source,
     *,
     target_rate: int = CANONICAL_RATE,
     block_s: float = BLOCK_S,
     max_duration_s: float | None = None,
     min_duration_s: float = MIN_DURATION_S,
-) -> Iterator[np.ndarray]:
-    """Decode ``source`` block by block to mono float32 at ``target_rate``.
+) -> Iterator[AudioBlocks]:
+    """Open ``source`` for decoding block by block to mono float32 at ``target_rate``.
 
     The concatenated blocks equal :func:`decode_audio`'s ``samples`` (soxr's stream and
     one-shot resamplers give the same output), but only about one block of the source is
@@ -210,47 +225,97 @@ def iter_audio_blocks(
 
     Yields
     ------
-    numpy.ndarray
-        Shape ``(m,)``, dtype float32, values finite; ``m > 0``.
+    AudioBlocks
+        The header (checked on entry) and the iterator of blocks; the file is closed on exit.
 
     Raises
     ------
     AudioError
-        The same errors, with the same ``reason``, as :func:`decode_audio`. A fault found
-        part-way (corrupt data, non-finite samples, over the limit, too short) is raised when
-        it is met, after the blocks before it were yielded: consume the whole iterator before
-        acting on what it gave.
+        The same errors, with the same ``reason``, as :func:`decode_audio`. Header faults are
+        raised on entry. A fault found part-way (corrupt data, non-finite samples, over the
+        limit, too short) is raised by the iterator when it is met, after the blocks before
+        it were yielded: consume the whole iterator before acting on what it gave.
     """
     _check_target_rate(target_rate)
     if block_s <= 0:
         raise ValueError(f"block_s={block_s} must be positive")
     with _open_stream(source, block_s=block_s, max_duration_s=max_duration_s) as stream:
-        rate, chunks = stream
-        resampler = (
-            None
-            if rate == target_rate
-            else soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+        yield AudioBlocks(
+            blocks=_canonical(
+                stream.chunks,
+                rate=stream.rate,
+                target_rate=target_rate,
+                min_duration_s=min_duration_s,
+            ),
+            sample_rate=target_rate,
+            source_rate=stream.rate,
+            source_channels=stream.channels,
+            source_format=stream.fmt,
         )
-        frames = 0
-        for mono in chunks:
-            _check_samples(mono)
-            frames += mono.shape[0]
-            out = mono if resampler is None else resampler.resample_chunk(mono)
-            if out.shape[0]:
-                yield out
-        _check_length(frames, rate=rate, min_duration_s=min_duration_s)
-        if resampler is not None:
-            # The resampler holds back its filter's delay until told the input has ended.
-            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            if tail.shape[0]:
-                yield tail
+
+
+def iter_audio_blocks(
+    source: Source,
+    *,
+    target_rate: int = CANONICAL_RATE,
+    block_s: float = BLOCK_S,
+    max_duration_s: float | None = None,
+    min_duration_s: float = MIN_DURATION_S,
+) -> Iterator[np.ndarray]:
+    """The blocks of :func:`open_audio_blocks` (same parameters), opening ``source`` lazily.
+
+    Yields
+    ------
+    numpy.ndarray
+        Shape ``(m,)``, dtype float32, values finite; ``m > 0``.
+    """
+    with open_audio_blocks(
+        source,
+        target_rate=target_rate,
+        block_s=block_s,
+        max_duration_s=max_duration_s,
+        min_duration_s=min_duration_s,
+    ) as stream:
+        yield from stream.blocks
+
+
+def _canonical(
+    chunks: Iterator[np.ndarray], *, rate: int, target_rate: int, min_duration_s: float
+) -> Iterator[np.ndarray]:
+    """Checked mono ``chunks`` at ``rate`` brought to ``target_rate``."""
+    resampler = (
+        None
+        if rate == target_rate
+        else soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+    )
+    frames = 0
+    for mono in chunks:
+        _check_samples(mono)
+        frames += mono.shape[0]
+        out = mono if resampler is None else resampler.resample_chunk(mono)
+        if out.shape[0]:
+            yield out
+    _check_length(frames, rate=rate, min_duration_s=min_duration_s)
+    if resampler is not None:
+        # The resampler holds back its filter's delay until told the input has ended.
+        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        if tail.shape[0]:
+            yield tail
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    chunks: Iterator[np.ndarray]  # mono float32 at `rate`, shape (m,)
+    rate: int
+    channels: int
+    fmt: str
 
 
 @contextmanager
 def _open_stream(
     source: Source, *, block_s: float, max_duration_s: float | None
-) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
-    """The source rate and an iterator of mono float32 chunks at that rate, shape ``(m,)``."""
+) -> Iterator[_Stream]:
+    """``source`` opened with libsndfile, or PyAV for WebM/M4A, its header checked."""
     try:
         handle = _open(source)
     except UnsupportedFormatError:
@@ -264,12 +329,14 @@ def _open_stream(
         ) as decoder:
             size = _block_frames(block_s, decoder.rate, decoder.channels)
             # Codec frames are 10-60 ms; gathering them keeps per-block overhead down.
-            yield decoder.rate, _gather(decoder.blocks(max_duration_s=max_duration_s), size)
+            chunks = _gather(decoder.blocks(max_duration_s=max_duration_s), size)
+            yield _Stream(chunks, decoder.rate, decoder.channels, container)
         return
     with handle:
         rate, channels, limit = _check_header(handle, max_duration_s)
         size = _block_frames(block_s, rate, channels)
-        yield rate, _read_blocks(handle, size=size, limit=limit, max_duration_s=max_duration_s)
+        chunks = _read_blocks(handle, size=size, limit=limit, max_duration_s=max_duration_s)
+        yield _Stream(chunks, rate, channels, str(handle.format))
 
 
 def _read_blocks(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,8 @@ class ClipResult:
     source_channels: int
     timings_s: dict[str, float]
     samples: np.ndarray | None = None
+    #: Segments and summary, from :func:`service.timeline.classify_with_timeline`.
+    timeline: dict[str, Any] | None = None
 
 
 def classify_clip(

@@ -3,16 +3,35 @@
 Segments are runs of frames whose energy is well above the recording's noise floor; short
 gaps are bridged and blips dropped. A segment longer than ``window_s`` is classified in
 consecutive windows whose probabilities are averaged, weighted by duration.
+
+Everything here reads audio as blocks, so a recording never has to be whole in memory. The
+VAD needs recording-wide statistics (noise floor and peak), hence two passes: the first keeps
+only the 30 ms frame energies (20,000 floats for 10 minutes) and finds the segments; the
+second gathers each window of each segment as the blocks go by and classifies it, keeping
+only the windows being filled. An in-memory array is a single block through the same code.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from service.audio import BLOCK_S, Source, open_audio_blocks
+from service.inference import ClipResult
 from service.model import EmotionModel
+
+#: A fresh iterable of mono float32 blocks of shape ``(m,)`` at the model's rate, per pass.
+BlockSource = Callable[[], Iterable[np.ndarray]]
+
+WINDOW_S = 3.0
+#: A last window shorter than this joins the one before it rather than being classified alone.
+MIN_WINDOW_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -27,62 +46,261 @@ class VadConfig:
     pad_s: float = 0.1
 
 
-def speech_segments(
-    samples: np.ndarray, *, sample_rate: int, config: VadConfig = VadConfig()
+def frame_energies(blocks: Iterable[np.ndarray], *, frame: int) -> tuple[np.ndarray, int]:
+    """Energy of every whole frame of ``frame`` samples across ``blocks``.
+
+    Parameters
+    ----------
+    blocks : iterable of numpy.ndarray
+        Consecutive mono blocks, each of shape ``(m,)``; frames may straddle blocks.
+    frame : int
+        Frame length in samples.
+
+    Returns
+    -------
+    energy : numpy.ndarray
+        Shape ``(n // frame,)``, float64, mean square in dB (a trailing partial frame is
+        left out).
+    n : int
+        Total number of samples.
+    """
+    parts: list[np.ndarray] = []
+    carry: np.ndarray | None = None
+    total = 0
+    for block in blocks:
+        total += block.shape[0]
+        data = block if carry is None else np.concatenate([carry, block])
+        whole = data.shape[0] // frame
+        if whole:
+            frames = data[: whole * frame].reshape(whole, frame).astype(np.float64)
+            parts.append(10 * np.log10(np.mean(frames**2, axis=1) + 1e-12))
+        # A copy, so that the block it came from can be freed.
+        carry = data[whole * frame :].copy()
+    energy = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+    return energy, total
+
+
+def segments_from_energy(
+    energy: np.ndarray, n_samples: int, *, sample_rate: int, config: VadConfig = VadConfig()
 ) -> list[tuple[int, int]]:
-    """Speech regions as ``(start, end)`` sample indices, for mono ``samples`` of shape ``(n,)``."""
-    frame = max(1, int(config.frame_s * sample_rate))
-    n_frames = samples.shape[0] // frame
-    if n_frames == 0:
+    """Speech regions as ``(start, end)`` sample indices from frame energies.
+
+    Parameters
+    ----------
+    energy : numpy.ndarray
+        Shape ``(n_frames,)``: :func:`frame_energies` with ``config``'s frame length.
+    n_samples : int
+        Length of the recording in samples (segments are clipped to it).
+    sample_rate : int
+        Rate of the samples, in Hz.
+    config : VadConfig
+        Detector settings.
+
+    Returns
+    -------
+    list of (int, int)
+        Ordered, non-overlapping for the default settings; end exclusive.
+    """
+    if energy.shape[0] == 0:
         return []
-    frames = samples[: n_frames * frame].reshape(n_frames, frame).astype(np.float64)
-    energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    frame = _frame_length(config, sample_rate)
     floor, peak = np.percentile(energy, 10), energy.max()
     threshold = max(floor + config.above_floor_db, peak - config.max_below_peak_db)
     if peak < -70:  # digital silence
         return []
     active = energy > threshold
-    segments: list[list[int]] = []
+    runs: list[list[int]] = []
     for i in np.flatnonzero(active).tolist():
-        if segments and (i - segments[-1][1]) * config.frame_s <= config.bridge_gap_s:
-            segments[-1][1] = i + 1
+        if runs and (i - runs[-1][1]) * config.frame_s <= config.bridge_gap_s:
+            runs[-1][1] = i + 1
         else:
-            segments.append([i, i + 1])
+            runs.append([i, i + 1])
     pad = int(config.pad_s * sample_rate)
     out = []
-    for start, end in segments:
+    for start, end in runs:
         if (end - start) * config.frame_s < config.min_segment_s:
             continue
-        out.append((max(0, start * frame - pad), min(samples.shape[0], end * frame + pad)))
+        out.append((max(0, start * frame - pad), min(n_samples, end * frame + pad)))
     return out
+
+
+def speech_segments(
+    samples: np.ndarray, *, sample_rate: int, config: VadConfig = VadConfig()
+) -> list[tuple[int, int]]:
+    """Speech regions as ``(start, end)`` sample indices, for mono ``samples`` of shape ``(n,)``."""
+    energy, n = frame_energies([samples], frame=_frame_length(config, sample_rate))
+    return segments_from_energy(energy, n, sample_rate=sample_rate, config=config)
+
+
+def _frame_length(config: VadConfig, sample_rate: int) -> int:
+    return max(1, int(config.frame_s * sample_rate))
+
+
+def span_windows(start: int, end: int, *, window: int, min_window: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, end)`` windows covering ``[start, end)``.
+
+    Windows are ``window`` samples long; a last one shorter than ``min_window`` is merged into
+    the one before, so the last can be up to ``window + min_window`` long.
+    """
+    pieces = [(b, min(b + window, end)) for b in range(start, end, window)]
+    if len(pieces) > 1 and pieces[-1][1] - pieces[-1][0] < min_window:
+        last = pieces.pop()
+        pieces[-1] = (pieces[-1][0], last[1])
+    return pieces
+
+
+@dataclass
+class _Window:
+    span: int
+    start: int
+    end: int
+    buffer: np.ndarray | None = None
+    filled: int = 0
+
+
+def classify_spans(
+    model: EmotionModel,
+    blocks: Iterable[np.ndarray],
+    spans: Sequence[tuple[int, int]],
+    *,
+    window: int,
+    min_window: int,
+    timings: dict[str, float] | None = None,
+) -> list[np.ndarray]:
+    """Duration-weighted mean probabilities of each span, its windows gathered from ``blocks``.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        Classifies each window (features at the model's rate).
+    blocks : iterable of numpy.ndarray
+        Consecutive mono blocks of shape ``(m,)`` from sample 0; iteration stops once the
+        last window is complete.
+    spans : sequence of (int, int)
+        ``(start, end)`` sample indices, ordered by start, inside the blocks' total length.
+    window, min_window : int
+        As for :func:`span_windows`.
+    timings : dict or None
+        When given, seconds spent in ``"features"`` and ``"inference"`` are added to it.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One array of shape ``(n_labels,)`` per span, float64, summing to 1.
+    """
+    if any(end <= start for start, end in spans):
+        raise ValueError("every span needs at least one sample")
+    plan = [
+        _Window(i, a, b)
+        for i, (start, end) in enumerate(spans)
+        for a, b in span_windows(start, end, window=window, min_window=min_window)
+    ]
+    plan.sort(key=lambda w: w.start)
+    features: list[list[np.ndarray]] = [[] for _ in spans]
+    weights: list[list[int]] = [[] for _ in spans]
+    pending = [0] * len(spans)
+    for w in plan:
+        pending[w.span] += 1
+    results: list[np.ndarray | None] = [None] * len(spans)
+    filling: list[_Window] = []
+    upcoming = iter(plan)
+    nxt = next(upcoming, None)
+    offset = 0
+    for block in blocks:
+        stop = offset + block.shape[0]
+        while nxt is not None and nxt.start < stop:
+            # Allocated only when the blocks reach it: memory is the windows in flight.
+            nxt.buffer = np.empty(nxt.end - nxt.start, dtype=np.float32)
+            filling.append(nxt)
+            nxt = next(upcoming, None)
+        still: list[_Window] = []
+        for w in filling:
+            assert w.buffer is not None
+            lo, hi = max(w.start, offset), min(w.end, stop)
+            if hi > lo:
+                w.buffer[lo - w.start : hi - w.start] = block[lo - offset : hi - offset]
+                w.filled += hi - lo
+            if w.filled < w.end - w.start:
+                still.append(w)
+                continue
+            started = time.perf_counter()
+            features[w.span].append(model.feature_set.extract(w.buffer))
+            _add(timings, "features", time.perf_counter() - started)
+            weights[w.span].append(w.end - w.start)
+            w.buffer = None
+            pending[w.span] -= 1
+            if pending[w.span] == 0:
+                started = time.perf_counter()
+                probs = model.predict_proba(np.stack(features[w.span]))
+                _add(timings, "inference", time.perf_counter() - started)
+                weight = np.array(weights[w.span], dtype=np.float64)
+                results[w.span] = (probs * weight[:, None]).sum(axis=0) / weight.sum()
+                features[w.span] = []
+        filling = still
+        offset = stop
+        if nxt is None and not filling:
+            break  # the rest of the recording holds no window
+    if nxt is not None or filling:
+        raise RuntimeError(f"spans reach past the audio ({offset} samples)")
+    return [r for r in results if r is not None]  # all of them, every span had a window
 
 
 def classify_span(
     model: EmotionModel, samples: np.ndarray, *, window: int, min_window: int
 ) -> np.ndarray:
     """Duration-weighted mean probabilities over consecutive windows of ``samples``."""
-    bounds = list(range(0, samples.shape[0], window))
-    pieces = [samples[b : b + window] for b in bounds]
-    if len(pieces) > 1 and pieces[-1].shape[0] < min_window:
-        pieces[-2] = np.concatenate([pieces[-2], pieces.pop()])
-    features = np.stack([model.feature_set.extract(p) for p in pieces])
-    probs = model.predict_proba(features)
-    weights = np.array([p.shape[0] for p in pieces], dtype=np.float64)
-    return (probs * weights[:, None]).sum(axis=0) / weights.sum()
+    spans = [(0, samples.shape[0])]
+    return classify_spans(model, [samples], spans, window=window, min_window=min_window)[0]
 
 
-def timeline(
-    model: EmotionModel, samples: np.ndarray, *, window_s: float = 3.0, vad: VadConfig = VadConfig()
-) -> dict[str, Any]:
-    """Segments with start, end, label and probabilities, and an overall summary."""
+def _add(timings: dict[str, float] | None, key: str, seconds: float) -> None:
+    if timings is not None:
+        timings[key] = timings.get(key, 0.0) + seconds
+
+
+@contextmanager
+def _each_pass(blocks: BlockSource) -> Iterator[Iterator[np.ndarray]]:
+    """One pass over ``blocks``, closed (its file released) even when left early."""
+    iterator = iter(blocks())
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    body: dict[str, Any]
+    n_samples: int
+    speech: np.ndarray | None  # duration-weighted probabilities over all speech, if any
+
+
+def _timeline(
+    model: EmotionModel,
+    blocks: BlockSource,
+    *,
+    window_s: float,
+    vad: VadConfig,
+    timings: dict[str, float] | None = None,
+) -> _Outcome:
     rate = model.feature_set.sample_rate
-    window = int(window_s * rate)
-    min_window = int(0.5 * rate)
+    with _each_pass(blocks) as first:
+        energy, n = frame_energies(first, frame=_frame_length(vad, rate))
+    spans = segments_from_energy(energy, n, sample_rate=rate, config=vad)
+    window, min_window = int(window_s * rate), int(MIN_WINDOW_S * rate)
+    if spans:
+        with _each_pass(blocks) as second:
+            span_probs = classify_spans(
+                model, second, spans, window=window, min_window=min_window, timings=timings
+            )
+    else:
+        span_probs = []
     segments = []
     total = np.zeros(len(model.labels))
     speech_samples = 0
-    for start, end in speech_segments(samples, sample_rate=rate, config=vad):
-        probs = classify_span(model, samples[start:end], window=window, min_window=min_window)
+    for (start, end), probs in zip(spans, span_probs, strict=True):
         prediction = model.to_prediction(probs)
         segments.append(
             {
@@ -96,10 +314,10 @@ def timeline(
         total += probs * (end - start)
         speech_samples += end - start
     distribution = total / speech_samples if speech_samples else total
-    return {
+    body = {
         "segments": segments,
         "summary": {
-            "duration_s": round(samples.shape[0] / rate, 3),
+            "duration_s": round(n / rate, 3),
             "speech_s": round(speech_samples / rate, 3),
             "segments": len(segments),
             "dominant": model.labels[int(np.argmax(distribution))] if speech_samples else None,
@@ -108,3 +326,126 @@ def timeline(
             },
         },
     }
+    return _Outcome(body, n, distribution if speech_samples else None)
+
+
+def timeline(
+    model: EmotionModel,
+    samples: np.ndarray,
+    *,
+    window_s: float = WINDOW_S,
+    vad: VadConfig = VadConfig(),
+) -> dict[str, Any]:
+    """Segments with start, end, label and probabilities, and an overall summary.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        The classifier; ``samples`` are at its feature set's rate.
+    samples : numpy.ndarray
+        Mono audio of shape ``(n,)``.
+    window_s : float
+        Segments are classified in windows of this length.
+    vad : VadConfig
+        Detector settings.
+
+    Returns
+    -------
+    dict
+        ``{"segments": [...], "summary": {...}}``, as in ``/predict?timeline=true``.
+    """
+    return _timeline(model, lambda: (samples,), window_s=window_s, vad=vad).body
+
+
+def classify_with_timeline(
+    model: EmotionModel,
+    source: Source,
+    *,
+    max_duration_s: float | None = None,
+    block_s: float = BLOCK_S,
+    window_s: float = WINDOW_S,
+    vad: VadConfig = VadConfig(),
+) -> ClipResult:
+    """Decode ``source`` block by block (twice) and classify it with a timeline.
+
+    Memory does not grow with the recording's length: see the module docstring.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        The classifier.
+    source : bytes or path or binary file object
+        Encoded audio, as for :func:`service.audio.decode_audio`. Decoded twice, so a file
+        object must be seekable.
+    max_duration_s : float or None
+        Longer recordings raise :class:`service.audio.AudioTooLongError`.
+    block_s : float
+        Source seconds decoded per block (:data:`service.audio.BLOCK_S`).
+    window_s : float
+        Segments are classified in windows of this length.
+    vad : VadConfig
+        Detector settings.
+
+    Returns
+    -------
+    ClipResult
+        ``timeline`` holds the segments and summary. The overall prediction is the
+        speech-weighted distribution of the summary; with no speech found, the
+        duration-weighted mean over windows of the whole recording. ``timings_s`` has
+        ``decode`` (both passes, resampling included), ``features``, ``inference``,
+        ``timeline`` (the rest: energies, segmentation, gathering windows) and ``total``.
+
+    Raises
+    ------
+    service.audio.AudioError
+        Unusable audio, as :func:`service.audio.decode_audio` would raise it.
+    """
+    timings = {"decode": 0.0, "features": 0.0, "inference": 0.0}
+    header: dict[str, Any] = {}
+    rate = model.feature_set.sample_rate
+
+    # Each pass reads a file object from where the caller left it.
+    handle = (
+        None if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike) else source
+    )
+    position = None if handle is None else handle.tell()
+
+    def blocks() -> Iterator[np.ndarray]:
+        if handle is not None and position is not None:
+            handle.seek(position)
+        with open_audio_blocks(
+            source, target_rate=rate, block_s=block_s, max_duration_s=max_duration_s
+        ) as stream:
+            header.update(rate=stream.source_rate, channels=stream.source_channels)
+            started = time.perf_counter()
+            for block in stream.blocks:
+                timings["decode"] += time.perf_counter() - started
+                yield block
+                started = time.perf_counter()
+            timings["decode"] += time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    outcome = _timeline(model, blocks, window_s=window_s, vad=vad, timings=timings)
+    overall = outcome.speech
+    if overall is None:
+        with _each_pass(blocks) as everything:
+            overall = classify_spans(
+                model,
+                everything,
+                [(0, outcome.n_samples)],
+                window=int(window_s * rate),
+                min_window=int(MIN_WINDOW_S * rate),
+                timings=timings,
+            )[0]
+    total = time.perf_counter() - t0
+    timings["total"] = total
+    measured = timings["decode"] + timings["features"] + timings["inference"]
+    timings["timeline"] = max(0.0, total - measured)
+    return ClipResult(
+        prediction=model.to_prediction(overall),
+        duration_s=outcome.n_samples / rate,
+        source_rate=header["rate"],
+        source_channels=header["channels"],
+        timings_s=timings,
+        timeline=outcome.body,
+    )
