@@ -39,7 +39,7 @@ from service.schemas import BatchResponse, ModelInfo, PredictResponse
 from service.settings import Settings
 from service.stats import ServiceStats
 from service.streaming import router as streaming_router
-from service.timeline import timeline as speech_timeline
+from service.timeline import classify_with_timeline
 from service.web import router as web_router
 from service.web import static_files
 
@@ -302,13 +302,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit = settings.max_timeline_seconds if timeline else settings.max_audio_seconds
         with request.app.state.limiter:
             data = file.file.read()
-            result = classify_clip(model, data, max_duration_s=limit, keep_samples=timeline)
+            if timeline:
+                # Decoded block by block: memory stays flat however long the recording.
+                result = classify_with_timeline(model, data, max_duration_s=limit)
+            else:
+                result = classify_clip(model, data, max_duration_s=limit)
             body = clip_body(result, model)
-            if timeline and result.samples is not None:
-                started = time.perf_counter()
-                body["timeline"] = speech_timeline(model, result.samples)
-                result.timings_s["timeline"] = time.perf_counter() - started
-                body["timing_ms"]["timeline"] = round(1000 * result.timings_s["timeline"], 3)
+            if result.timeline is not None:
+                body["timeline"] = result.timeline
         stats.record_timing(result.timings_s)
         response.headers["Server-Timing"] = server_timing(result.timings_s)
         return body

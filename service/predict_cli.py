@@ -24,7 +24,7 @@ from service.features import FeatureError
 from service.inference import classify_clip
 from service.model import EmotionModel, ModelContractError, load_model
 from service.settings import BUNDLED_MODEL
-from service.timeline import timeline as speech_timeline
+from service.timeline import classify_with_timeline
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
 
@@ -60,9 +60,10 @@ def predict_file(
     assert model is not None, "call _init first"
     record: dict[str, Any] = {"path": str(path)}
     try:
-        result = classify_clip(
-            model, path, max_duration_s=max_duration_s, keep_samples=with_timeline
-        )
+        if with_timeline:
+            result = classify_with_timeline(model, path, max_duration_s=max_duration_s)
+        else:
+            result = classify_clip(model, path, max_duration_s=max_duration_s)
     except (AudioError, FeatureError, OSError) as exc:
         record.update(error=getattr(exc, "reason", type(exc).__name__), detail=str(exc))
         return record
@@ -72,8 +73,8 @@ def predict_file(
         duration_s=round(result.duration_s, 4),
         probabilities={k: round(v, 6) for k, v in result.prediction.probabilities.items()},
     )
-    if with_timeline and result.samples is not None:
-        record["timeline"] = speech_timeline(model, result.samples)
+    if result.timeline is not None:
+        record["timeline"] = result.timeline
     return record
 
 
