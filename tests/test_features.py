@@ -100,9 +100,13 @@ def test_unknown_feature_set_and_bad_input_raise_feature_error() -> None:
         fs.extract(np.zeros(0, dtype=np.float32))
 
 
+SPEECH_STATS = ["speech-stats-v1", "speech-stats-v2"]
+
+
+@pytest.mark.parametrize("name", SPEECH_STATS)
 @pytest.mark.parametrize("f0", [110.0, 220.0, 330.0])
-def test_speech_stats_pitch_tracks_the_fundamental(f0: float) -> None:
-    fs = get_feature_set("speech-stats-v1")
+def test_speech_stats_pitch_tracks_the_fundamental(f0: float, name: str) -> None:
+    fs = get_feature_set(name)
     names = fs.names()
     vector = fs.extract(tone(freq=f0, seconds=1.0, noise=0.001))
     median_octaves = vector[names.index("f0_p50")]
@@ -110,8 +114,9 @@ def test_speech_stats_pitch_tracks_the_fundamental(f0: float) -> None:
     assert vector[names.index("voiced_fraction")] > 0.9
 
 
-def test_speech_stats_ignore_leading_and_trailing_silence() -> None:
-    fs = get_feature_set("speech-stats-v1")
+@pytest.mark.parametrize("name", SPEECH_STATS)
+def test_speech_stats_ignore_leading_and_trailing_silence(name: str) -> None:
+    fs = get_feature_set(name)
     y = tone(freq=200.0, seconds=1.0)
     silence = np.zeros(8000, dtype=np.float32)
     padded = np.concatenate([silence, y, silence])
@@ -120,3 +125,105 @@ def test_speech_stats_ignore_leading_and_trailing_silence() -> None:
     for name in ("f0_p50", "mfcc1_mean", "centroid_mean", "voiced_fraction"):
         i = names.index(name)
         assert a[i] == pytest.approx(b[i], rel=0.05, abs=0.05), name
+
+
+def _glide(seconds: float = 1.5, rate: int = 16_000) -> tuple[np.ndarray, np.ndarray]:
+    """A voiced-like glide from 120 to 300 Hz (harmonics 1-4) and its F0 per sample."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 120.0 * (300.0 / 120.0) ** (t / seconds)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    y = sum(0.3 / k * np.sin(k * phase) for k in (1, 2, 3, 4))
+    noise = 0.005 * np.random.default_rng(3).standard_normal(t.shape)
+    return (y + noise).astype(np.float32), f0
+
+
+def test_speech_stats_v2_pitch_agrees_with_librosa_yin() -> None:
+    """The 8 kHz tracker against a reference implementation on a moving F0.
+
+    Stated tolerance: the median frame error is under 1% and 95% of frames are within 3%
+    of ``librosa.yin`` (frames at the same centres, the same F0 range).
+    """
+    fs = get_feature_set("speech-stats-v2")
+    cfg = fs.config
+    y, _ = _glide()
+    hop = cfg.pitch_hop
+    n_frames = 1 + y.shape[0] // hop
+    ours, strength = fs._pitch(y, np.arange(n_frames))
+    reference = librosa.yin(
+        y,
+        fmin=cfg.f0_min,
+        fmax=cfg.f0_max,
+        sr=fs.sample_rate,
+        frame_length=1024,
+        hop_length=hop,
+        center=True,
+    )[:n_frames]
+    inner = slice(3, n_frames - 3)  # edge frames are half padding
+    error = np.abs(ours[inner] / reference[inner] - 1.0)
+    assert np.median(error) < 0.01
+    assert np.quantile(error, 0.95) < 0.03
+    assert (strength[inner] > cfg.voicing_threshold).mean() > 0.95
+
+
+def test_speech_stats_v2_is_a_cheaper_estimate_of_v1() -> None:
+    """Same statistics by cheaper means: pitch, energy and MFCC features agree with v1."""
+    v1, v2 = get_feature_set("speech-stats-v1"), get_feature_set("speech-stats-v2")
+    y, _ = _glide()
+    a, b = v1.extract(y), v2.extract(y)
+    for name in ("f0_mean", "f0_p10", "f0_p50", "f0_p90", "f0_slope"):
+        assert b[v2.names().index(name)] == pytest.approx(a[v1.names().index(name)], abs=0.03)
+    shared = [n for n in v1.names() if n.startswith(("mfcc", "dmfcc", "energy", "zcr"))]
+    np.testing.assert_allclose(
+        [b[v2.names().index(n)] for n in shared], [a[v1.names().index(n)] for n in shared]
+    )
+    assert v2.dim == v1.dim + 4
+
+
+def test_version_one_keeps_its_recorded_config() -> None:
+    """Fields added in version 2 stay out of version 1's contract: v1 models still load."""
+    v1 = get_feature_set("speech-stats-v1").to_dict()
+    v2 = get_feature_set("speech-stats-v2").to_dict()
+    added = {"pitch_rate", "pitch_hop", "flatness_on", "voice_quality"}
+    assert added.isdisjoint(v1) and added <= set(v2)
+    assert v2["pitch_rate"] == 8000 and v2["version"] == 2
+
+
+def test_zero_crossing_rate_counts_like_a_frame_matrix() -> None:
+    from service.features import _zero_crossing_rate
+
+    y = np.random.default_rng(0).standard_normal(16_000 + 123).astype(np.float32)
+    win, hop = 400, 160
+    n_frames = 1 + y.shape[0] // hop
+    padded = np.pad(y, win // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:n_frames]
+    signs = np.signbit(frames)
+    expected = (signs[:, 1:] != signs[:, :-1]).mean(axis=1)
+    ours = _zero_crossing_rate(y, frame_length=win, hop_length=hop, n_frames=n_frames)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+
+
+def test_percentiles_and_slope_match_numpy() -> None:
+    from service.features import _percentiles, _slope
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 7, 300):
+        x = rng.standard_normal(n)
+        np.testing.assert_allclose(
+            _percentiles(x, (10, 50, 90)), np.percentile(x, [10, 50, 90]), rtol=1e-12
+        )
+    t = np.arange(50) * 0.02
+    v = 0.3 * t + 0.01 * rng.standard_normal(50)
+    assert _slope(t, v) == pytest.approx(np.polyfit(t, v, 1)[0], rel=1e-9)
+    assert _slope(np.ones(5), v[:5]) == 0.0
+
+
+def test_feature_config_is_validated() -> None:
+    from service.features import SpectralConfig, SpeechStats, SpeechStatsConfig
+
+    base = {"name": "x", "version": 2, "spectral": SpectralConfig(hop_length=160)}
+    with pytest.raises(FeatureError, match="flatness_on"):
+        SpeechStats(SpeechStatsConfig(**base, flatness_on="bark"))
+    with pytest.raises(FeatureError, match="pitch_hop"):
+        SpeechStats(SpeechStatsConfig(**base, pitch_hop=250))
+    with pytest.raises(FeatureError, match="pitch_rate"):
+        SpeechStats(SpeechStatsConfig(**base, pitch_rate=7000))

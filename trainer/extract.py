@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from service.allocator import tune_allocator
 from service.audio import AudioError, decode_audio
 from service.features import config_fingerprint, get_feature_set
 from trainer.corpora import Clip
@@ -57,6 +58,15 @@ def features_for_file(
 
 
 _Job = tuple[str, str, str | None, str | None, tuple[str, ...]]
+
+
+def _init_worker() -> None:
+    """Per-process settings of the serving workers (see ``service.allocator``): one BLAS
+    thread each, since the parallelism is the pool's, and heap-kept frame buffers."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    tune_allocator()
 
 
 def _work(args: _Job) -> tuple[str, np.ndarray | None, str | None]:
@@ -117,7 +127,7 @@ def extract_corpus(
             disable=not progress,
         )
         if workers > 1 and len(todo) > 32:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
                 for path, vector, error in pool.map(_work, todo, chunksize=16):
                     failed += _collect(results, path, vector, error)
                     bar.update()
