@@ -62,3 +62,37 @@ def test_temperature_scaling_recovers_a_known_temperature() -> None:
     assert np.array_equal(
         apply_temperature(overconfident, fitted).argmax(1), overconfident.argmax(1)
     )
+
+
+def _snr_db(clean: np.ndarray, mixed: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(clean**2) / np.mean((mixed - clean) ** 2)))
+
+
+def test_snr_range_draws_per_seed_within_bounds() -> None:
+    y = tone(seconds=1.0)
+    snrs = [_snr_db(y, apply(y, "white@0:30", sample_rate=16_000, seed=s)) for s in range(40)]
+    assert min(snrs) >= -0.01 and max(snrs) <= 30.01
+    # Drawn, not fixed: the draws spread over most of the range.
+    assert max(snrs) - min(snrs) > 20
+    again = apply(y, "white@0:30", sample_rate=16_000, seed=7)
+    np.testing.assert_array_equal(again, apply(y, "white@0:30", sample_rate=16_000, seed=7))
+
+
+def test_chained_steps_apply_in_order() -> None:
+    y = tone(freq=200.0, seconds=1.0, noise=0.0)
+    out = apply(y, "speed1.25+white@20", sample_rate=16_000, seed=0)
+    assert out.size == pytest.approx(y.size / 1.25, abs=2)
+    sped = apply(y, "speed1.25", sample_rate=16_000, seed=0)
+    assert _snr_db(sped, out) == pytest.approx(20.0, abs=0.05)
+
+
+@pytest.mark.parametrize("spec", ["white@30:0", "white@", "speed1.1+", "echo@3"])
+def test_bad_specs_are_refused(spec: str) -> None:
+    with pytest.raises(AugmentError):
+        apply(tone(seconds=0.5), spec, sample_rate=16_000, seed=0)
+
+
+def test_parse_refuses_a_range_where_one_value_is_needed() -> None:
+    assert parse("white@10") == ("white", 10.0)
+    with pytest.raises(AugmentError, match="range"):
+        parse("white@0:30")

@@ -4,6 +4,8 @@ Augmentations act on decoded canonical-rate audio, before the one feature module
 augmented clip is featurised exactly like a served one. Each is named by a short spec string
 (part of the feature cache key): ``speed0.9``, ``gain-6``, ``white@10`` (white noise at 10 dB
 SNR), ``babble@5`` (several other talkers at 5 dB SNR), ``reverb0.3`` (a 0.3 s RT60 room).
+A range ``white@0:30`` draws the value uniformly per clip (a model trained at one fixed SNR
+learns that SNR, not robustness), and ``+`` chains steps: ``speed1.1+babble@5:30``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import soxr
 
 from service.audio import decode_audio
 
-_SPEC = re.compile(r"^(?P<kind>speed|gain|white|babble|reverb)@?(?P<value>-?\d+(\.\d+)?)$")
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_SPEC = re.compile(
+    rf"^(?P<kind>speed|gain|white|babble|reverb)@?(?P<value>{_NUMBER})(?::(?P<high>{_NUMBER}))?$"
+)
 
 
 class AugmentError(ValueError):
@@ -26,12 +31,26 @@ class AugmentError(ValueError):
 
 
 def parse(spec: str) -> tuple[str, float]:
+    """``(kind, value)`` of a single fixed-value step such as ``white@10``."""
+    kind, low, high = parse_range(spec)
+    if high != low:
+        raise AugmentError(f"{spec!r} is a range; draw a value with apply()")
+    return kind, low
+
+
+def parse_range(spec: str) -> tuple[str, float, float]:
+    """``(kind, low, high)`` of one step; ``low == high`` for a fixed value."""
     match = _SPEC.match(spec)
     if not match:
         raise AugmentError(
-            f"bad augmentation {spec!r}: use speed0.9, gain-6, white@10, babble@10, reverb0.3"
+            f"bad augmentation {spec!r}: use speed0.9, gain-6, white@10, white@0:30, "
+            "babble@10, reverb0.3, or steps joined by +"
         )
-    return match["kind"], float(match["value"])
+    low = float(match["value"])
+    high = float(match["high"]) if match["high"] is not None else low
+    if high < low:
+        raise AugmentError(f"bad range in {spec!r}: {high:g} < {low:g}")
+    return match["kind"], low, high
 
 
 def mix_at_snr(signal: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.ndarray:
@@ -65,9 +84,26 @@ def apply(
     seed: int,
     babble_sources: Sequence[Path] = (),
 ) -> np.ndarray:
-    """Apply one augmentation to mono ``samples`` of shape ``(n,)``; deterministic in ``seed``."""
-    kind, value = parse(spec)
+    """Apply an augmentation to mono ``samples`` of shape ``(n,)``; deterministic in ``seed``.
+
+    ``spec`` is one step or several joined by ``+``, applied left to right, each with its own
+    seed derived from ``seed``.
+    """
+    steps = spec.split("+")
+    if len(steps) > 1:
+        seeds = np.random.SeedSequence(seed).generate_state(len(steps))
+        for step, step_seed in zip(steps, seeds, strict=True):
+            samples = apply(
+                samples,
+                step,
+                sample_rate=sample_rate,
+                seed=int(step_seed),
+                babble_sources=babble_sources,
+            )
+        return samples
+    kind, low, high = parse_range(spec)
     rng = np.random.default_rng(seed)
+    value = low if high == low else float(rng.uniform(low, high))
     if kind == "speed":
         # Resampling and playing back at the original rate changes tempo and pitch together,
         # like a different vocal tract and speaking rate (Ko et al., 2015).
