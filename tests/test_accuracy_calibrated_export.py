@@ -85,3 +85,46 @@ def test_exported_graph_applies_the_fitted_temperature(trained_mlp, tmp_path, te
         assert got.max(1).mean() < raw.max(1).mean()
     else:
         assert got.max(1).mean() > raw.max(1).mean()
+
+
+def test_an_ensemble_serves_the_mean_of_its_members(tmp_path) -> None:
+    """``ensemble=3`` trains seeds s, s+1, s+2 and the served graph averages them."""
+    from dataclasses import replace
+
+    from trainer.config import TrainConfig
+    from trainer.export import export_model
+    from trainer.network import fit, predict_proba
+
+    fs = get_feature_set("speech-stats-v2")
+    x, y = [], []
+    for label, freq in enumerate((120.0, 240.0)):
+        for i in range(10):
+            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=50 * label + i)
+            x.append(fs.extract(clip))
+            y.append(label)
+    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    fit_idx, val_idx = np.arange(0, 20, 2), np.arange(1, 20, 2)
+    config = TrainConfig(seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4)
+    args = (x_all[fit_idx], y_all[fit_idx], x_all[val_idx], y_all[val_idx])
+    members = [
+        predict_proba(fit(*args, n_labels=2, config=replace(config, seed=5 + i)), x_all)
+        for i in range(3)
+    ]
+    ensemble = fit(*args, n_labels=2, config=replace(config, ensemble=3))
+    np.testing.assert_allclose(predict_proba(ensemble, x_all), np.mean(members, axis=0), atol=1e-6)
+    # Members differ (else the average would be pointless), and the export keeps the mean.
+    assert np.abs(members[0] - members[1]).max() > 1e-4
+    path = tmp_path / "ensemble.onnx"
+    export_model(
+        ensemble,
+        path=path,
+        name="ensemble",
+        labels=["angry", "sad"],
+        feature_set=fs,
+        parity_features=x_all,
+        training_data={"clips": len(x_all)},
+        metrics={},
+    )
+    np.testing.assert_allclose(
+        load_model(path).predict_proba(x_all), np.mean(members, axis=0), atol=1e-5
+    )

@@ -20,6 +20,8 @@ class TrainConfig:
     validation_fraction: float = 0.15
     class_weights: bool = False
     augmentations: tuple[str, ...] = ()
+    #: Networks trained from seeds seed, seed+1, ...; the exported graph averages them.
+    ensemble: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

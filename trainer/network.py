@@ -4,6 +4,7 @@ graph takes raw features and the service needs no separate scaler."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -84,15 +85,24 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
 
 
 def build_mlp(
-    *, input_dim: int, n_labels: int, mean: np.ndarray, std: np.ndarray, config: TrainConfig
+    *,
+    input_dim: int,
+    n_labels: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    config: TrainConfig,
+    prefix: str = "",
 ) -> keras.Model:
-    """The paper's MLP: Dense-Dropout blocks and a softmax, after in-graph standardisation."""
+    """The paper's MLP: Dense-Dropout blocks and a softmax, after in-graph standardisation.
+
+    ``prefix`` names the layers apart, so that trained members can share one ensemble graph.
+    """
     inputs = keras.Input(shape=(input_dim,), name="features", dtype="float32")
     x = Standardise(mean, std, name="standardise")(inputs)
     for i, units in enumerate(config.hidden):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
-        x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}dense_{i}")(x)
+        x = keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_{i}")(x)
+    outputs = keras.layers.Dense(n_labels, activation="softmax", name=f"{prefix}probabilities")(x)
     model = keras.Model(inputs, outputs, name=config.architecture)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -112,12 +122,69 @@ def fit(
     config: TrainConfig,
     verbose: int = 0,
 ) -> keras.Model:
-    """Train from scratch and keep the weights of the best validation epoch."""
+    """Train from scratch and keep the weights of the best validation epoch.
+
+    With ``config.ensemble > 1``, that many networks are trained from consecutive seeds and
+    returned as one model that averages their probabilities.
+    """
+    if config.ensemble > 1:
+        members = [
+            _fit_one(
+                x_fit,
+                y_fit,
+                x_val,
+                y_val,
+                n_labels=n_labels,
+                config=replace(config, seed=config.seed + i),
+                prefix=f"m{i}_",
+                verbose=verbose,
+            )
+            for i in range(config.ensemble)
+        ]
+        return average_members(members, name=config.architecture)
+    return _fit_one(x_fit, y_fit, x_val, y_val, n_labels=n_labels, config=config, verbose=verbose)
+
+
+def average_members(members: list[keras.Model], *, name: str) -> keras.Model:
+    """One graph: the shared standardisation, each member's layers, the mean probability.
+
+    Every member was standardised with the same training statistics, so the first member's
+    ``standardise`` layer serves all.
+    """
+    inputs = keras.Input(shape=members[0].inputs[0].shape[1:], name="features", dtype="float32")
+    z = members[0].get_layer("standardise")(inputs)
+    outputs = []
+    for member in members:
+        x = z
+        for layer in member.layers:
+            if not isinstance(layer, keras.layers.InputLayer | Standardise):
+                x = layer(x)
+        outputs.append(x)
+    averaged = keras.layers.Average(name="probabilities")(outputs)
+    return keras.Model(inputs, averaged, name=name)
+
+
+def _fit_one(
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    n_labels: int,
+    config: TrainConfig,
+    prefix: str = "",
+    verbose: int = 0,
+) -> keras.Model:
     seed_everything(config.seed)
     mean = x_fit.mean(axis=0)
     std = np.maximum(x_fit.std(axis=0), 1e-6)
     model = build_mlp(
-        input_dim=x_fit.shape[1], n_labels=n_labels, mean=mean, std=std, config=config
+        input_dim=x_fit.shape[1],
+        n_labels=n_labels,
+        mean=mean,
+        std=std,
+        config=config,
+        prefix=prefix,
     )
     class_weight = None
     if config.class_weights:
