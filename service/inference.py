@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from service.audio import Source, decode_audio
 from service.model import EmotionModel, Prediction
 
@@ -19,7 +17,6 @@ class ClipResult:
     source_rate: int
     source_channels: int
     timings_s: dict[str, float]
-    samples: np.ndarray | None = None
     #: Segments and summary, from :func:`service.timeline.classify_with_timeline`.
     timeline: dict[str, Any] | None = None
 
@@ -29,7 +26,6 @@ def classify_clip(
     source: Source,
     *,
     max_duration_s: float | None = None,
-    keep_samples: bool = False,
 ) -> ClipResult:
     """Decode ``source``, compute the model's features, and classify.
 
@@ -50,5 +46,4 @@ def classify_clip(
         source_rate=audio.source_rate,
         source_channels=audio.source_channels,
         timings_s={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0},
-        samples=audio.samples if keep_samples else None,
     )
