@@ -73,8 +73,12 @@ def presented_key(connection: HTTPConnection) -> str | None:
     return connection.headers.get("x-api-key")
 
 
-def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 without a key, 403 with a wrong one, nothing when auth is off."""
+async def require_api_key(request: Request) -> None:
+    """FastAPI dependency: 401 without a key, 403 with a wrong one, nothing when auth is off.
+
+    ``async`` although it never awaits: it only compares digests, and a plain ``def``
+    dependency would cost every request a hop through the threadpool.
+    """
     keys: ApiKeys = request.app.state.api_keys
     if not keys.enabled:
         return

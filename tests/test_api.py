@@ -181,3 +181,36 @@ def test_saturated_worker_sheds_uploads_before_reading_them(client: TestClient) 
 
 def test_plain_predict_has_no_timeline_key(client: TestClient) -> None:
     assert "timeline" not in _post(client, encode(tone(seconds=1.0))).json()
+
+
+def _post_raw(client: TestClient, data: bytes, media: str = "audio/wav"):
+    return client.post("/predict/raw", content=data, headers={"content-type": media})
+
+
+def test_raw_body_route_answers_like_the_multipart_one(client: TestClient) -> None:
+    data = encode(tone(freq=260.0, seconds=1.2, rate=44_100), rate=44_100, format="FLAC")
+    multipart, raw = _post(client, data).json(), _post_raw(client, data, "audio/flac").json()
+    assert raw["label"] == multipart["label"]
+    for label, p in multipart["probabilities"].items():
+        assert raw["probabilities"][label] == pytest.approx(p, abs=1e-9)
+    assert raw["duration_s"] == multipart["duration_s"] and raw["model"] == "tiny-0"
+    # The media type is a hint for proxies and docs; the bytes decide the format.
+    assert _post_raw(client, data, "application/octet-stream").json()["label"] == raw["label"]
+
+
+@pytest.mark.parametrize(("case", "data", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_raw_body_bad_input_gets_the_same_4xx(
+    client: TestClient, case: str, data: bytes, status: int, code: str
+) -> None:
+    response = _post_raw(client, data)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+
+
+def test_raw_body_over_the_size_limit_is_413(client: TestClient) -> None:
+    response = _post_raw(client, b"\0" * (1024 * 1024 + 10))
+    assert response.status_code == 413
+    assert response.json()["error"] == "upload_too_large"
+    assert _post_raw(client, encode(tone(seconds=1.0))).status_code == 200
+    counted = client.get("/metrics").json()["service"]["requests"]
+    assert any(key.startswith("/predict/raw") for key in counted), counted

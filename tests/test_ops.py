@@ -140,3 +140,14 @@ def test_logs_are_json_with_request_id_and_no_secrets(secured: TestClient, caplo
 
 def test_request_id_is_honoured(client: TestClient) -> None:
     assert _predict(client, {"X-Request-ID": "abc-42"}).headers["x-request-id"] == "abc-42"
+
+
+def test_raw_body_route_needs_a_key_too(secured: TestClient) -> None:
+    def post(headers: dict[str, str]):
+        return secured.post(
+            "/predict/raw", content=CLIP, headers={"content-type": "audio/wav", **headers}
+        )
+
+    assert post({}).status_code == 401
+    assert post({"X-API-Key": "wrong"}).status_code == 403
+    assert post({"X-API-Key": "env-key-2"}).status_code == 200
