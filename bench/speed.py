@@ -35,6 +35,7 @@ import soundfile as sf  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from service.allocator import tune_allocator  # noqa: E402
 from service.audio import resample  # noqa: E402
 from service.model import load_model  # noqa: E402
 from service.settings import BUNDLED_MODEL  # noqa: E402
@@ -42,6 +43,8 @@ from trainer.corpora import default_data_root  # noqa: E402
 
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
+# As the server does (service/main.py), so in-process figures are the server's.
+tune_allocator()
 
 
 def speech_like(seconds: float, rate: int) -> np.ndarray:
@@ -194,19 +197,28 @@ def child_pids(pid: int) -> list[int]:
 
 
 async def load(
-    url: str, body: bytes, concurrency: int, seconds: float, max_requests: int
+    url: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    raw: bool = False,
 ) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.perf_counter() + seconds
-    files = {"file": ("clip.wav", body, "audio/wav")}
+    request: dict[str, Any] = (
+        {"content": body, "headers": {"content-type": "audio/wav"}}
+        if raw
+        else {"files": {"file": ("clip.wav", body, "audio/wav")}}
+    )
 
     async def worker(client: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline and len(latencies) < max_requests:
             t = time.perf_counter()
-            r = await client.post(url, files=files)
+            r = await client.post(url, **request)
             latencies.append(time.perf_counter() - t)
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
@@ -230,7 +242,7 @@ local f = assert(io.open(os.getenv("WRK_BODY_FILE"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*all")
 f:close()
-wrk.headers["Content-Type"] = "multipart/form-data; boundary=BENCHBOUNDARY"
+wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE")
 function done(summary, latency, requests)
   io.write(string.format(
     '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "non2xx": %d, '
@@ -250,7 +262,12 @@ def multipart(body: bytes) -> bytes:
     )
 
 
-def load_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+MULTIPART_TYPE = "multipart/form-data; boundary=BENCHBOUNDARY"
+
+
+def load_wrk(
+    url: str, body: bytes, concurrency: int, seconds: float, raw: bool = False
+) -> dict[str, Any]:
     """wrk (C, epoll) as the load generator: one thread, ``concurrency`` keep-alive connections.
 
     Latency is wrk's own (coordinated-omission-prone closed loop, like the httpx fallback).
@@ -258,7 +275,7 @@ def load_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[st
     with tempfile.TemporaryDirectory() as tmp:
         script, data = Path(tmp) / "post.lua", Path(tmp) / "body"
         script.write_text(WRK_LUA)
-        data.write_bytes(multipart(body))
+        data.write_bytes(body if raw else multipart(body))
         out = subprocess.run(
             [
                 "wrk",
@@ -271,7 +288,11 @@ def load_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[st
                 str(script),
                 url,
             ],
-            env={**os.environ, "WRK_BODY_FILE": str(data)},
+            env={
+                **os.environ,
+                "WRK_BODY_FILE": str(data),
+                "WRK_CONTENT_TYPE": "audio/wav" if raw else MULTIPART_TYPE,
+            },
             capture_output=True,
             text=True,
             timeout=seconds + 60,
@@ -290,10 +311,12 @@ def load_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[st
     }
 
 
-def run_load(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+def run_load(
+    url: str, body: bytes, concurrency: int, seconds: float, raw: bool = False
+) -> dict[str, Any]:
     if shutil.which("wrk"):
-        return load_wrk(url, body, concurrency, seconds)
-    return asyncio.run(load(url, body, concurrency, seconds, 20_000)) | {"generator": "httpx"}
+        return load_wrk(url, body, concurrency, seconds, raw)
+    return asyncio.run(load(url, body, concurrency, seconds, 20_000, raw)) | {"generator": "httpx"}
 
 
 def http_bench(
@@ -303,6 +326,7 @@ def http_bench(
     seconds: float,
     label: str,
     server_cores: str = "0",
+    raw: bool = False,
 ) -> dict[str, Any]:
     # The load generator on core 1; with both cores for the server it shares core 1.
     os.sched_setaffinity(0, {1})
@@ -312,14 +336,14 @@ def http_bench(
     try:
         ready = wait_ready(f"http://127.0.0.1:{port}/healthz")
         body = encode(speech_like(3.0, 16_000), 16_000, "WAV")
-        url = f"http://127.0.0.1:{port}/predict"
-        asyncio.run(load(url, body, 1, 1.0, 20))  # warm-up
+        url = f"http://127.0.0.1:{port}/predict" + ("/raw" if raw else "")
+        asyncio.run(load(url, body, 1, 1.0, 20, raw))  # warm-up
         runs = []
         for c in levels:
             # Server CPU time per answered request: robust to other jobs on the machine, and
             # 1000 / cpu_ms is what one dedicated core could serve.
             cpu0 = cpu_seconds(proc.pid)
-            run = run_load(url, body, c, seconds)
+            run = run_load(url, body, c, seconds, raw)
             served = max(1, run["requests"])
             run["server_cpu_ms_per_request"] = round(
                 1000 * (cpu_seconds(proc.pid) - cpu0) / served, 3
@@ -417,7 +441,7 @@ def cpu_all() -> float:
     )
 
 
-def trainer_extraction(quick: bool) -> dict[str, Any]:
+def trainer_extraction(quick: bool, served_feature_set: str) -> dict[str, Any]:
     from trainer.corpora import read_ravdess, read_tess
     from trainer.extract import extract_corpus
 
@@ -430,7 +454,7 @@ def trainer_extraction(quick: bool) -> dict[str, Any]:
     # Both cores (the HTTP runs pinned this process to one; workers inherit the affinity).
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     out = {}
-    for name in ("mfcc40-mean", "speech-stats-v1"):
+    for name in dict.fromkeys(("mfcc40-mean", served_feature_set)):
         with tempfile.TemporaryDirectory() as cache:
             cpu0 = cpu_all()
             t = time.perf_counter()
@@ -530,6 +554,16 @@ def main() -> None:
     report["http"].append(
         http_bench(
             ours,
+            {"SER_WORKERS": "1", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"} | model_env,
+            levels,
+            seconds,
+            "ours, POST /predict/raw, 1 worker, 1 core",
+            raw=True,
+        )
+    )
+    report["http"].append(
+        http_bench(
+            ours,
             {"SER_WORKERS": "2", "SER_MAX_INFLIGHT": "64", "SER_LOG_LEVEL": "WARNING"} | model_env,
             levels,
             seconds,
@@ -553,7 +587,9 @@ def main() -> None:
         "warm cache": median_of(lambda: cold_start(None, args.model), 3),
         "empty numba cache": median_of(lambda: cold_start(tempfile.mkdtemp(), args.model), 3),
     }
-    report["trainer_extraction"] = trainer_extraction(args.quick)
+    report["trainer_extraction"] = trainer_extraction(
+        args.quick, report["features_3s"]["served feature set"]
+    )
     report["make_train"] = make_train_time()
     report["load_average_at_end"] = os.getloadavg()
     report["other_jobs_at_end"] = other_jobs()
@@ -631,6 +667,8 @@ def write_markdown(r: dict[str, Any], out: str = "performance") -> None:
     )
     base = next((h for h in r["http"] if h["label"].startswith("paper")), None)
     two = next((h for h in r["http"] if "2 workers" in h["label"]), None)
+    raw = next((h for h in r["http"] if "/predict/raw" in h["label"]), None)
+    raw_peak = max(raw["runs"], key=lambda x: x["rps"]) if raw else None
     two_peak = max(two["runs"], key=lambda x: x["rps"]) if two else None
     base_peak = max(base["runs"], key=lambda x: x["rps"]) if base else None
     ratio = f"{peak['rps'] / base_peak['rps']:.0f}x" if base_peak else "not run"
@@ -658,11 +696,24 @@ def write_markdown(r: dict[str, Any], out: str = "performance") -> None:
         "| target | measured |",
         "|---|---|",
         f"| features + inference, 3 s 16 kHz clip, one core: <= 1 ms median | served model ({f3.get('served feature set', '?')}): "
-        f"{f3['bundled model, features + inference']['median']:.2f} ms; mfcc40-mean features alone "
-        f"{f3['mfcc40-mean']['median']:.2f} ms; speech-stats-v1 features alone {f3['speech-stats-v1']['median']:.2f} ms |",
+        f"{f3['bundled model, features + inference']['median']:.2f} ms; features alone: "
+        + "; ".join(
+            f"{name} {v['median']:.2f} ms"
+            for name, v in f3.items()
+            if isinstance(v, dict) and name != "bundled model, features + inference"
+        )
+        + " |",
         f"| HTTP >= 500 req/s per core, 3 s WAV | {peak['rps']} req/s at concurrency {peak['concurrency']} (1 worker, 1 core shared "
         f"with other jobs); server CPU {peak['server_cpu_ms_per_request']} ms per request, i.e. "
         f"{1000 / peak['server_cpu_ms_per_request']:.0f} req/s on a dedicated core |",
+        f"| (same, raw body: `POST /predict/raw`) | "
+        + (
+            f"{raw_peak['rps']} req/s at concurrency {raw_peak['concurrency']}; server CPU "
+            f"{raw_peak['server_cpu_ms_per_request']} ms per request, i.e. "
+            f"{1000 / raw_peak['server_cpu_ms_per_request']:.0f} req/s on a dedicated core |"
+            if raw_peak
+            else "not run |"
+        ),
         f"| p99 <= 20 ms at 80% of peak | {at80['p99_ms']} ms at {at80['rps']} req/s (concurrency {at80['concurrency']}) |",
         f"| (2 workers on 2 cores) | {two_peak['rps'] if two_peak else '-'} req/s peak "
         f"({two_peak['rps'] / 2 if two_peak else '-'} per core); RSS {two['rss_mb'] if two else '-'} MB (largest process) |",
