@@ -706,7 +706,7 @@ def write_markdown(r: dict[str, Any], out: str = "performance") -> None:
         f"| HTTP >= 500 req/s per core, 3 s WAV | {peak['rps']} req/s at concurrency {peak['concurrency']} (1 worker, 1 core shared "
         f"with other jobs); server CPU {peak['server_cpu_ms_per_request']} ms per request, i.e. "
         f"{1000 / peak['server_cpu_ms_per_request']:.0f} req/s on a dedicated core |",
-        f"| (same, raw body: `POST /predict/raw`) | "
+        "| (same, raw body: `POST /predict/raw`) | "
         + (
             f"{raw_peak['rps']} req/s at concurrency {raw_peak['concurrency']}; server CPU "
             f"{raw_peak['server_cpu_ms_per_request']} ms per request, i.e. "
