@@ -10,6 +10,7 @@ learns that SNR, not robustness), and ``+`` chains steps: ``speed1.1+babble@5:30
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,13 +65,21 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, *, snr_db: float) -> np.nd
     return (signal + scale * noise).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _talker(path: str, sample_rate: int) -> np.ndarray:
+    """A babble source, decoded once per process (every augmented clip mixes the same few)."""
+    samples = decode_audio(path, target_rate=sample_rate).samples.astype(np.float64)
+    samples.flags.writeable = False
+    return samples
+
+
 def babble_noise(
     sources: Sequence[Path], *, length: int, sample_rate: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Sum of several talkers (random offsets, equal power), shape ``(length,)``."""
     mix = np.zeros(length, dtype=np.float64)
     for path in sources:
-        talker = decode_audio(path, target_rate=sample_rate).samples.astype(np.float64)
+        talker = _talker(str(path), sample_rate)
         talker = np.roll(np.resize(talker, length), int(rng.integers(0, length)))
         mix += talker / (np.sqrt(np.mean(talker**2)) + 1e-9)
     return mix.astype(np.float32)

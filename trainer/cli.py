@@ -64,9 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout rate")
     parser.add_argument(
+        "--ensemble", type=int, help="override the recipe's number of averaged networks"
+    )
+    parser.add_argument(
         "--augment",
         help="override the recipe's augmentations: comma-separated "
-        "(speed0.9, gain-6, white@10, babble@10, reverb0.3) or 'none'",
+        "(speed0.9, gain-6, white@10, white@0:30, babble@10, reverb0.3, "
+        "speed1.1+white@5:30) or 'none'",
     )
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--no-cache", action="store_true")
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["architecture"] = "mlp"
     if args.dropout is not None:
         overrides["dropout"] = args.dropout
+    if args.ensemble:
+        overrides["ensemble"] = args.ensemble
     if args.augment:
         overrides["augmentations"] = (
             () if args.augment == "none" else tuple(args.augment.split(","))
