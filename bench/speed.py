@@ -636,20 +636,30 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
   adds, in the benchmark only, a route taking the raw `audio/wav` body (no multipart, no
   dependency chain, no response-model validation): 2.69 -> 2.09 ms server CPU per request
   (median of 3 alternating runs), i.e. ~0.6 ms of the ~1.3 ms the HTTP layer adds to
-  decode + features + inference. Not added to `/predict` in this change: the route belongs to
-  the ops side and is fuzzed through its OpenAPI schema; it is the next step towards 500 req/s
-  per core.
-- **The bundled model changed during this work.** Since 08:37 UTC `models/ser-default.onnx`
-  uses `speech-stats-v1` (a colleague's feature set: MFCCs, deltas, F0 and voice quality), not
-  `mfcc40-mean`. The served per-clip cost is now that feature set's: ~6 ms for a 3 s clip
-  against 0.7 ms for `mfcc40-mean`, so the 1 ms target and the HTTP figures in this run are far
-  worse than with the MFCC model. `docs/performance-mfcc40-mean.md` is the same benchmark
-  serving the previous, `mfcc40-mean` bundled model (`git show
-  33d66d5:models/ser-default.onnx > /tmp/mfcc40-model.onnx; .venv/bin/python bench/speed.py
-  --model /tmp/mfcc40-model.onnx --out performance-mfcc40-mean`). cProfile
-  of `speech-stats-v1` on a 3 s clip: half the time is `numpy.fft` in the F0 autocorrelation
-  (`_pitch`). Swapping those two calls for `scipy.fft` (as done for the power spectrum) measured
-  6.7 -> 4.6 ms with outputs equal within 2.4e-7; left to that feature set's owner.
+  decode + features + inference. That route now exists for real: `POST /predict/raw` (same
+  answers, errors, limits and auth as `/predict`, tested; its own load run above). The
+  trivial dependencies (model, settings, stats, API key) became `async def`: as plain `def`
+  each cost every request a threadpool hop.
+- **Page faults in the STFT (second session).** On this VM `scipy.fft.rfft(frames * window)`
+  over the 301 frames of a 3 s clip took 0.99 ms, against 0.23 ms for the same FFT of a
+  preallocated array: each call's ~600 kB temporaries sit above glibc's mmap threshold, so
+  every request mmaps fresh pages, faults them in and unmaps them. `service/allocator.py`
+  raises the mmap and trim thresholds through `mallopt` at start-up (server, extraction
+  workers and this benchmark): the power spectrum went 1.5 -> 0.5 ms (`taskset -c 0`, median
+  of 300). Resident memory after a 32-client load did not grow (189-198 MB with the tuning,
+  189 MB without, same load).
+- **`speech-stats-v2` (second session).** Line-profiling `speech-stats-v1` showed the F0
+  tracker at half the cost: a 1024-point FFT pair on every 10 ms frame, silence included. v2
+  runs the tracker at 8 kHz (soxr), every 20 ms, on speech frames only, with the
+  autocorrelation as a type-I DCT of the power spectrum; spectral flatness over the 64 mel
+  bands instead of 257 bins; zero-crossing counts from one running sum; the 60-odd per-track
+  means and deviations as two reductions over one matrix; `log` instead of `log10` (numpy's
+  float32 `log` is vectorised, `log10` is not: 0.42 -> 0.05 ms for the log-mel). v1 keeps its
+  contract and its values within float round-off (tested), so v1 models still load. The v2
+  F0 track agrees with `librosa.yin` on a 120-300 Hz glide within 0.1% (median frame) and
+  0.25% (95th percentile); the test holds it to 1% / 3%. What is left is many small numpy
+  calls (tens of microseconds each on this VM, where `sum(range(1000))` takes 25 us) and the
+  0.5 ms STFT.
 - **Measuring on a shared machine.** Other engineers' training and benchmarks ran during these
   measurements (see the load averages above), so req/s on a "pinned" core is what that core
   gave us while shared. The server CPU time per request (from `/proc/<pid>/stat`, user +
