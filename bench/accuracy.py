@@ -74,7 +74,7 @@ class Features:
                 workers=self.workers,
                 augmentation=augmentation,
                 babble_sources=self.babble[babble]
-                if augmentation and augmentation.startswith("babble")
+                if augmentation and "babble" in augmentation
                 else (),
             )
             if len(kept) != len(self.clips):
