@@ -82,6 +82,16 @@ def rewrite_card(model_path: Path) -> None:
     )
 
 
+def _ensemble(config: TrainConfig) -> str:
+    if config.ensemble <= 1:
+        return ""
+    last = config.seed + config.ensemble - 1
+    return (
+        f"\n  Ensemble: {config.ensemble} such networks (seeds {config.seed}-{last}), "
+        "probabilities averaged inside the graph."
+    )
+
+
 def write_card(
     path: Path,
     *,
@@ -105,7 +115,7 @@ def write_card(
 - Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
 - Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
   {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; class weights {config.class_weights};
-  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.
+  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}
 - Augmentation: {", ".join(config.augmentations) or "none"} (each a copy of the training clips,
   featurised by the same feature module).
 - Calibration: {_calibration(metadata)}
