@@ -289,6 +289,10 @@ class SpeechStatsConfig:
     flatness_on: str = "power"
     #: Voicing strength (a harmonics-to-noise proxy) and F0 movement statistics.
     voice_quality: bool = False
+    #: Frames must also be this many dB above the noise floor (10th percentile of frame
+    #: energy) to count as speech; None = no floor test. In steady noise the loudest-frame
+    #: test alone keeps every noise-only frame, so noise, not speech, sets the statistics.
+    floor_margin_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -299,7 +303,13 @@ class SpeechStatsConfig:
         return out
 
 
-_SPEECH_STATS_V2_FIELDS = ("pitch_rate", "pitch_hop", "flatness_on", "voice_quality")
+_SPEECH_STATS_V2_FIELDS = (
+    "pitch_rate",
+    "pitch_hop",
+    "flatness_on",
+    "voice_quality",
+    "floor_margin_db",
+)
 
 
 class SpeechStats(_UtteranceFeatures):
@@ -430,7 +440,12 @@ class SpeechStats(_UtteranceFeatures):
         log_mel = self.frontend.log_mel(power, mel_power=mel_power)
         mfcc = log_mel @ self.frontend.mel_dct[1]
         energy = _DB_PER_NEPER * np.log(np.maximum(power.sum(axis=1), spec.db_amin))
-        speech = energy > energy.max() - cfg.silence_db
+        threshold = energy.max() - cfg.silence_db
+        if cfg.floor_margin_db is not None:
+            tenth = energy.shape[0] // 10
+            floor = np.partition(energy, tenth)[tenth]
+            threshold = max(threshold, floor + cfg.floor_margin_db)
+        speech = energy > threshold
         if speech.sum() < 3:
             speech[:] = True
         frame_s = spec.hop_length / self.sample_rate
@@ -624,6 +639,7 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             pitch_hop=320,
             flatness_on="mel",
             voice_quality=True,
+            floor_margin_db=6.0,
         )
     ),
 }

@@ -183,7 +183,7 @@ def test_version_one_keeps_its_recorded_config() -> None:
     """Fields added in version 2 stay out of version 1's contract: v1 models still load."""
     v1 = get_feature_set("speech-stats-v1").to_dict()
     v2 = get_feature_set("speech-stats-v2").to_dict()
-    added = {"pitch_rate", "pitch_hop", "flatness_on", "voice_quality"}
+    added = {"pitch_rate", "pitch_hop", "flatness_on", "voice_quality", "floor_margin_db"}
     assert added.isdisjoint(v1) and added <= set(v2)
     assert v2["pitch_rate"] == 8000 and v2["version"] == 2
 
@@ -227,3 +227,27 @@ def test_feature_config_is_validated() -> None:
         SpeechStats(SpeechStatsConfig(**base, pitch_hop=250))
     with pytest.raises(FeatureError, match="pitch_rate"):
         SpeechStats(SpeechStatsConfig(**base, pitch_rate=7000))
+
+
+def test_noise_floor_gate_keeps_noise_only_frames_out() -> None:
+    """In steady noise, v2's floor test pools speech frames, not the noise between them."""
+    import dataclasses
+
+    from service.features import SpeechStats
+    from trainer.augment import apply
+
+    gated = get_feature_set("speech-stats-v2")
+    ungated = SpeechStats(dataclasses.replace(gated.config, floor_margin_db=None))
+    silence = np.zeros(16_000, dtype=np.float32)
+    y = np.concatenate(
+        [silence, tone(freq=180.0, noise=0.0), silence, tone(freq=240.0, noise=0.0), silence]
+    )
+    noisy = apply(y, "white@10", sample_rate=16_000, seed=1)
+    names = gated.names()
+    for name in ("centroid_mean", "zcr_mean", "voiced_fraction", "energy_mean"):
+        i = names.index(name)
+        drift_gated = abs(gated.extract(noisy)[i] - gated.extract(y)[i])
+        drift_ungated = abs(ungated.extract(noisy)[i] - ungated.extract(y)[i])
+        assert drift_gated < 0.3 * drift_ungated, name
+    # On clean audio the floor is far below the loudest-frame test: nothing changes.
+    np.testing.assert_array_equal(gated.extract(y), ungated.extract(y))
