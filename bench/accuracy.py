@@ -33,7 +33,7 @@ from trainer.evaluate import (  # noqa: E402
     stratified_split,
 )
 from trainer.extract import default_cache_dir, extract_corpus  # noqa: E402
-from trainer.recipes import RECIPES, Recipe  # noqa: E402
+from trainer.recipes import DEFAULT_RECIPE, RECIPES, Recipe  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     score(out["test"], yb[te], labelsb)
                 )
             # 5. Pooled TESS + RAVDESS, speaker-independent (the trainer's `speaker` protocol).
-            if not args.quick:
+            if not (args.quick or args.skip_pooled):
                 for fold in speaker_folds(corpora["both"]):
                     out = train_predict(
                         system,
@@ -462,10 +462,16 @@ def main() -> None:
     )
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument(
-        "--systems", nargs="+", default=["paper", "speech-stats"], choices=sorted(SYSTEMS)
+        "--systems", nargs="+", default=["paper", DEFAULT_RECIPE], choices=sorted(SYSTEMS)
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--quick", action="store_true", help="skip noise and pooled protocols")
+    parser.add_argument(
+        "--skip-pooled",
+        action="store_true",
+        help="skip protocol 5 (the same folds as `ser-train`'s speaker protocol, whose figures "
+        "the bundled model carries); the costliest protocol",
+    )
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument(
