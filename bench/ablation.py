@@ -1,0 +1,120 @@
+"""Ablation: recipe variants on the protocols that decide between them, fast enough to iterate.
+
+    .venv/bin/python bench/ablation.py [VARIANT ...] [--data-root ../shared/data]
+
+RAVDESS actor-independent, 8 classes (6 folds of 4 held-out actors), the same folds with white
+and babble noise at 10 dB SNR mixed into the test audio, and TESS cross-speaker (both
+directions); seed 42. Prints one line of UA per variant and appends it to
+``docs/ablation.jsonl``. The full benchmark is ``bench/accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.accuracy import DOCS, Features, pooled, ravdess_folds, score, train_predict  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
+from trainer.extract import default_cache_dir  # noqa: E402
+from trainer.recipes import RECIPES, Recipe  # noqa: E402
+
+FIXED_SNR = ("speed0.9", "speed1.1", "white@10", "babble@10")
+RANDOM_SNR = RECIPES["speech-stats-v2"].config.augmentations
+
+
+def _variant(name: str, feature_set: str, augmentations: tuple[str, ...], **kw: object) -> Recipe:
+    config = {
+        "architecture": "mlp",
+        "hidden": (256, 128),
+        "dropout": 0.3,
+        "class_weights": True,
+        "epochs": 60,
+        "augmentations": augmentations,
+        **kw,
+    }
+    return Recipe(name, feature_set, TrainConfig(**config), name)  # type: ignore[arg-type]
+
+
+VARIANTS = {
+    "v1-fixed-snr": _variant("v1-fixed-snr", "speech-stats-v1", FIXED_SNR),
+    "v2-fixed-snr": _variant("v2-fixed-snr", "speech-stats-v2", FIXED_SNR),
+    "v2-random-snr-b128": _variant(
+        "v2-random-snr-b128", "speech-stats-v2", RANDOM_SNR, batch_size=128
+    ),
+    "v2-random-snr-b128-ensemble3": _variant(
+        "v2-random-snr-b128-ensemble3", "speech-stats-v2", RANDOM_SNR, batch_size=128, ensemble=3
+    ),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("variants", nargs="*", choices=[[], *VARIANTS], default=list(VARIANTS))
+    parser.add_argument("--data-root", type=Path, default=default_data_root())
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    tess = read_tess(args.data_root / "tess")
+    rav8 = read_ravdess(args.data_root / "ravdess", native_labels=True)
+    # As bench/accuracy.py: babble talkers from TESS, different ones for training and test.
+    talkers = sorted(c.path for c in tess)
+    babble_train = tuple(str(p) for p in talkers[::401][:4])
+    babble_test = tuple(str(p) for p in talkers[200::397][:4])
+    common = {
+        "cache_dir": default_cache_dir(),
+        "workers": args.workers,
+        "babble_train": babble_train,
+        "babble_test": babble_test,
+    }
+    rav_feats, tess_feats = Features(rav8, **common), Features(tess, **common)
+    rav_labels = sorted({c.label for c in rav8})
+    tess_labels = sorted({c.label for c in tess})
+    y_rav = np.array([rav_labels.index(c.label) for c in rav8])
+    y_tess = np.array([tess_labels.index(c.label) for c in tess])
+    speakers = np.array([c.speaker for c in tess])
+    for name in args.variants:
+        variant, started = VARIANTS[name], time.time()
+        runs: dict[str, list] = {
+            "rav8": [],
+            "rav8+white@10": [],
+            "rav8+babble@10": [],
+            "tess-x": [],
+        }
+        for _, train, test in ravdess_folds(rav8):
+            fs = variant.feature_set
+            tests = {
+                "rav8": rav_feats.get(fs)[test],
+                "rav8+white@10": rav_feats.get(fs, "white@10", "test")[test],
+                "rav8+babble@10": rav_feats.get(fs, "babble@10", "test")[test],
+            }
+            out = train_predict(variant, rav_feats, train, tests, rav_labels, y_rav, seed=42)
+            for key in tests:
+                runs[key].append(score(out[key], y_rav[test], rav_labels))
+        for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF")):
+            train, test = np.flatnonzero(speakers == a), np.flatnonzero(speakers == b)
+            x_test = tess_feats.get(variant.feature_set)[test]
+            out = train_predict(
+                variant, tess_feats, train, {"t": x_test}, tess_labels, y_tess, seed=42
+            )
+            runs["tess-x"].append(score(out["t"], y_tess[test], tess_labels))
+        row = {k: round(100 * pooled(v)["unweighted_accuracy"], 1) for k, v in runs.items()}
+        row = {"variant": name, **row, "seconds": round(time.time() - started)}
+        print(json.dumps(row), flush=True)
+        with (DOCS / "ablation.jsonl").open("a") as out_file:
+            out_file.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
