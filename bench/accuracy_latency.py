@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from service.allocator import tune_allocator  # noqa: E402
 from service.audio import decode_audio  # noqa: E402
 from service.model import load_model  # noqa: E402
 
@@ -58,6 +59,7 @@ def measure(model_path: Path, samples: np.ndarray, repeat: int) -> dict[str, flo
 
 
 def main() -> None:
+    tune_allocator()  # as the server does (service/main.py)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, action="append")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
