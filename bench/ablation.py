@@ -46,6 +46,8 @@ def _variant(name: str, feature_set: str, augmentations: tuple[str, ...], **kw: 
 
 
 VARIANTS = {
+    # The default recipe itself, as `ser-train` and `bench/accuracy.py` train it.
+    "speech-stats-v2": RECIPES["speech-stats-v2"],
     "v1-fixed-snr": _variant("v1-fixed-snr", "speech-stats-v1", FIXED_SNR),
     "v2-fixed-snr": _variant("v2-fixed-snr", "speech-stats-v2", FIXED_SNR),
     "v2-random-snr-b128": _variant(
