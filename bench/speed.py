@@ -138,13 +138,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, timeout: float = 120.0) -> float:
-    """Seconds until ``url`` answers 200, polled every 10 ms with urllib (cheap per call)."""
+def wait_ready(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> float:
+    """Seconds until ``url`` answers 200, polled every 10 ms with urllib (cheap per call).
+
+    Fails at once if ``proc`` (the server) has exited, e.g. for want of the bench extra.
+    """
     import urllib.error
     import urllib.request
 
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"the server exited with {proc.returncode}; is the bench extra installed? "
+                "(make bench-speed installs it)"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -334,7 +342,7 @@ def http_bench(
     env = {**env, "SER_PORT": str(port), "PORT": str(port)}
     proc = start([c.replace("{port}", str(port)) for c in cmd], env, core=server_cores)
     try:
-        ready = wait_ready(f"http://127.0.0.1:{port}/healthz")
+        ready = wait_ready(f"http://127.0.0.1:{port}/healthz", proc=proc)
         body = encode(speech_like(3.0, 16_000), 16_000, "WAV")
         url = f"http://127.0.0.1:{port}/predict" + ("/raw" if raw else "")
         asyncio.run(load(url, body, 1, 1.0, 20, raw))  # warm-up
