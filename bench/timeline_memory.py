@@ -67,7 +67,7 @@ def child(mode: str, path: str, model_path: str, traced: bool) -> dict[str, Any]
     """One measurement in this (fresh) process."""
     import tracemalloc
 
-    from service.inference import classify_clip
+    from service.audio import decode_audio
     from service.model import load_model
     from service.timeline import classify_with_timeline, timeline
 
@@ -76,9 +76,9 @@ def child(mode: str, path: str, model_path: str, traced: bool) -> dict[str, Any]
 
     def run() -> dict[str, Any]:
         if mode == "whole":
-            result = classify_clip(model, path, keep_samples=True)
-            assert result.samples is not None
-            return timeline(model, result.samples)
+            samples = decode_audio(path, target_rate=model.feature_set.sample_rate).samples
+            model.predict(samples)  # the old path's whole-clip answer
+            return timeline(model, samples)
         body = classify_with_timeline(model, path).timeline
         assert body is not None
         return body

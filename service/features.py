@@ -610,31 +610,33 @@ def _validated(samples: np.ndarray) -> np.ndarray:
 
 FeatureSet = MfccStats | SpeechStats
 
+#: 25 ms windows every 10 ms, the speech standard.
+_SPEECH_FRONT_END = SpectralConfig(
+    n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
+)
+
 #: The registry. A model names its feature set; the service looks it up here.
 FEATURE_SETS: dict[str, FeatureSet] = {
     # The paper: librosa.feature.mfcc(n_mfcc=40) with librosa's defaults, mean over time.
     "mfcc40-mean": MfccStats(
         MfccStatsConfig(name="mfcc40-mean", version=1, spectral=SpectralConfig(), n_mfcc=40)
     ),
-    # 25 ms windows every 10 ms, the speech standard; pooled over speech frames only.
+    # Pooled over speech frames only.
     "speech-stats-v1": SpeechStats(
         SpeechStatsConfig(
             name="speech-stats-v1",
             version=1,
-            spectral=SpectralConfig(
-                n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
-            ),
+            spectral=_SPEECH_FRONT_END,
         )
     ),
-    # Version 2: the same statistics for about a fifth of the cost (pitch at 8 kHz on speech
-    # frames every 20 ms, flatness over mel bands), plus voicing strength and F0 movement.
+    # Version 2: the same statistics at about 60% of the cost (bench/speed.py: pitch at 8 kHz
+    # on speech frames every 20 ms, flatness over mel bands), plus voicing strength, F0
+    # movement and a noise-floor test in the speech gate.
     "speech-stats-v2": SpeechStats(
         SpeechStatsConfig(
             name="speech-stats-v2",
             version=2,
-            spectral=SpectralConfig(
-                n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
-            ),
+            spectral=_SPEECH_FRONT_END,
             pitch_rate=8000,
             pitch_hop=320,
             flatness_on="mel",
