@@ -42,7 +42,28 @@ def features_for_file(
     """The features the service would compute for this file (same decode, same features),
     optionally after an augmentation (see :mod:`trainer.augment`)."""
     fs = get_feature_set(feature_set)
-    samples = decode_audio(path, target_rate=fs.sample_rate).samples
+    samples = augmented_samples(
+        path,
+        sample_rate=fs.sample_rate,
+        augmentation=augmentation,
+        babble_sources=babble_sources,
+    )
+    return fs.extract(samples)
+
+
+def augmented_samples(
+    path: Path,
+    *,
+    sample_rate: int,
+    augmentation: str | None = None,
+    babble_sources: tuple[str, ...] = (),
+) -> np.ndarray:
+    """The file decoded as the service decodes it, then augmented; shape ``(n,)``.
+
+    The augmentation's seed derives from the file name and the spec, so every run (and every
+    feature set) sees the same augmented audio.
+    """
+    samples = decode_audio(path, target_rate=sample_rate).samples
     if augmentation:
         from trainer.augment import apply
 
@@ -50,11 +71,11 @@ def features_for_file(
         samples = apply(
             samples,
             augmentation,
-            sample_rate=fs.sample_rate,
+            sample_rate=sample_rate,
             seed=seed,
             babble_sources=[Path(p) for p in babble_sources],
         )
-    return fs.extract(samples)
+    return samples
 
 
 _Job = tuple[str, str, str | None, str | None, tuple[str, ...]]
