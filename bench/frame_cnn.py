@@ -1,6 +1,6 @@
 """Probe: a frame-level 1-D CNN over log-mel frames, on the protocols that decide recipes.
 
-    .venv/bin/python bench/frame_cnn.py [--data-root ../shared/data] [--epochs 40]
+    .venv/bin/python bench/frame_cnn.py [--protocols ablation cross-corpus] [--epochs 40]
 
 Issue 3 asks whether a frame-level model (log-mel sequences, a small 1-D CNN, attention
 pooling) beats utterance statistics + MLP on voices it has never heard. This trains one on
@@ -8,7 +8,9 @@ the folds of ``bench/ablation.py`` (RAVDESS actor-independent 8 classes, clean a
 and babble noise at 10 dB in the test audio; TESS cross-speaker), with the bundled recipe's
 augmentations, speaker-disjoint early stopping and class weights, seed 42. On the same folds
 it trains the bundled recipe too, and scores the two networks' averaged probabilities (late
-fusion). Three rows go to ``docs/ablation.jsonl``, beside the recipes measured there.
+fusion). ``--protocols cross-corpus`` does the same for training on TESS and testing on
+RAVDESS and back (the shared seven labels), the closest proxy here for unseen corpora. Three
+rows go to ``docs/ablation.jsonl``, beside the recipes measured there.
 
 The log-mel frames are the serving front end's (``service.features``, the 25 ms / 10 ms,
 64-band front end of ``speech-stats-v2``); the network is a probe, not exported: it would be
@@ -229,6 +231,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=("ablation", "cross-corpus"),
+        default=["ablation"],
+        help="ablation: bench/ablation.py's folds; cross-corpus: TESS -> RAVDESS and back",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
@@ -249,11 +258,11 @@ def main() -> None:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
 
     def evaluate(
-        task: str,
         clips: list[Clip],
-        folds: list[tuple[np.ndarray, np.ndarray]],
-        noises: tuple[str, ...],
+        folds: list[tuple[str, np.ndarray, np.ndarray]],
+        noises: tuple[str, ...] = (),
     ) -> None:
+        """Train and test every ``(task, train, test)`` fold; folds of one task pool."""
         labels = sorted({c.label for c in clips})
         y = np.array([labels.index(c.label) for c in clips])
         copies = [extract(clips, None, (), args.workers)] + [
@@ -261,7 +270,7 @@ def main() -> None:
         ]
         noisy = {noise: extract(clips, noise, babble_test, args.workers) for noise in noises}
         stats = Features(clips, **common)
-        for train, test in folds:
+        for task, train, test in folds:
             cnn_tests = {task: [copies[0][i] for i in test]}
             mlp_tests = {task: stats.get(recipe.feature_set)[test]}
             for noise, frames in noisy.items():
@@ -285,17 +294,29 @@ def main() -> None:
                 {s: round(runs[(task, s)][-1]["unweighted_accuracy"], 3) for s in systems},
             )
 
-    evaluate("rav8", rav8, [(tr, te) for _, tr, te in ravdess_folds(rav8)], NOISES)
-    speakers = np.array([c.speaker for c in tess])
-    evaluate(
-        "tess-x",
-        tess,
-        [
-            (np.flatnonzero(speakers == a), np.flatnonzero(speakers == b))
-            for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
-        ],
-        (),
-    )
+    if "ablation" in args.protocols:
+        evaluate(rav8, [("rav8", tr, te) for _, tr, te in ravdess_folds(rav8)], NOISES)
+        speakers = np.array([c.speaker for c in tess])
+        evaluate(
+            tess,
+            [
+                ("tess-x", np.flatnonzero(speakers == a), np.flatnonzero(speakers == b))
+                for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
+            ],
+        )
+    if "cross-corpus" in args.protocols:
+        # As bench/accuracy.py's protocol 4: the shared seven labels, RAVDESS "calm" left out.
+        rav7 = read_ravdess(args.data_root / "ravdess")
+        calm = {c.path for c in rav8 if c.label == "calm"}
+        both = tess + [c for c in rav7 if c.path not in calm]
+        is_tess = np.array([c.corpus == "tess" for c in both])
+        evaluate(
+            both,
+            [
+                ("tess->rav", np.flatnonzero(is_tess), np.flatnonzero(~is_tess)),
+                ("rav->tess", np.flatnonzero(~is_tess), np.flatnonzero(is_tess)),
+            ],
+        )
     seconds = round(time.time() - started)
     names = {
         "frame-cnn": f"frame-cnn ({FRONT_END} log-mel frames, {recipe.name} augmentation)",
