@@ -36,10 +36,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.accuracy import DOCS, Features, pooled, ravdess_folds  # noqa: E402
+from bench.accuracy import score as accuracy_score  # noqa: E402
 from bench.accuracy import train_predict as stats_train_predict  # noqa: E402
 from service.features import get_feature_set  # noqa: E402
 from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess  # noqa: E402
-from trainer.evaluate import classification_metrics, speaker_disjoint_validation  # noqa: E402
+from trainer.evaluate import speaker_disjoint_validation  # noqa: E402
 from trainer.extract import _init_worker, augmented_samples, default_cache_dir  # noqa: E402
 from trainer.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
 
@@ -218,9 +219,8 @@ def train_predict(
 
 
 def score(probs: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    return classification_metrics(
-        [labels[i] for i in y_true], [labels[i] for i in probs.argmax(1)], labels
-    )
+    """bench/accuracy.py's metrics; the probabilities are scored as returned (no temperature)."""
+    return accuracy_score({"raw": probs, "calibrated": probs}, y_true, labels)
 
 
 def main() -> None:
@@ -288,22 +288,13 @@ def main() -> None:
                 }
                 for system, p in probs.items():
                     runs[(key, system)].append(score(p, y[test], labels))
-            log.info(
-                "%s fold: %s",
-                task,
-                {s: round(runs[(task, s)][-1]["unweighted_accuracy"], 3) for s in systems},
-            )
+            for key in cnn_tests:
+                log.info(
+                    "%s fold: %s",
+                    key,
+                    {s: round(runs[(key, s)][-1]["unweighted_accuracy"], 3) for s in systems},
+                )
 
-    if "ablation" in args.protocols:
-        evaluate(rav8, [("rav8", tr, te) for _, tr, te in ravdess_folds(rav8)], NOISES)
-        speakers = np.array([c.speaker for c in tess])
-        evaluate(
-            tess,
-            [
-                ("tess-x", np.flatnonzero(speakers == a), np.flatnonzero(speakers == b))
-                for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
-            ],
-        )
     if "cross-corpus" in args.protocols:
         # As bench/accuracy.py's protocol 4: the shared seven labels, RAVDESS "calm" left out.
         rav7 = read_ravdess(args.data_root / "ravdess")
@@ -315,6 +306,16 @@ def main() -> None:
             [
                 ("tess->rav", np.flatnonzero(is_tess), np.flatnonzero(~is_tess)),
                 ("rav->tess", np.flatnonzero(~is_tess), np.flatnonzero(is_tess)),
+            ],
+        )
+    if "ablation" in args.protocols:
+        evaluate(rav8, [("rav8", tr, te) for _, tr, te in ravdess_folds(rav8)], NOISES)
+        speakers = np.array([c.speaker for c in tess])
+        evaluate(
+            tess,
+            [
+                ("tess-x", np.flatnonzero(speakers == a), np.flatnonzero(speakers == b))
+                for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
             ],
         )
     seconds = round(time.time() - started)
