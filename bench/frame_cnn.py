@@ -41,7 +41,7 @@ from bench.accuracy import train_predict as stats_train_predict  # noqa: E402
 from service.features import get_feature_set  # noqa: E402
 from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.evaluate import speaker_disjoint_validation  # noqa: E402
-from trainer.extract import _init_worker, augmented_samples, default_cache_dir  # noqa: E402
+from trainer.extract import augmented_samples, default_cache_dir, init_worker  # noqa: E402
 from trainer.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
 
 log = logging.getLogger("bench.frame_cnn")
@@ -81,7 +81,7 @@ def extract(
     clips: list[Clip], augmentation: str | None, babble: tuple[str, ...], workers: int
 ) -> list[np.ndarray]:
     jobs = [(str(c.path), augmentation, babble if augmentation else ()) for c in clips]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
         out = list(
             tqdm(
                 pool.map(_job, jobs, chunksize=16),

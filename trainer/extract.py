@@ -81,7 +81,7 @@ def augmented_samples(
 _Job = tuple[str, str, str | None, str | None, tuple[str, ...]]
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     """Per-process settings of the serving workers (see ``service.allocator``): one BLAS
     thread each, since the parallelism is the pool's, and heap-kept frame buffers."""
     from threadpoolctl import threadpool_limits
@@ -148,7 +148,7 @@ def extract_corpus(
             disable=not progress,
         )
         if workers > 1 and len(todo) > 32:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
                 for path, vector, error in pool.map(_work, todo, chunksize=16):
                     failed += _collect(results, path, vector, error)
                     bar.update()
