@@ -251,3 +251,43 @@ def test_noise_floor_gate_keeps_noise_only_frames_out() -> None:
         assert drift_gated < 0.3 * drift_ungated, name
     # On clean audio the floor is far below the loudest-frame test: nothing changes.
     np.testing.assert_array_equal(gated.extract(y), ungated.extract(y))
+
+
+def test_rolloff_bins_match_a_running_sum() -> None:
+    from service.features import _rolloff_bins
+
+    rng = np.random.default_rng(2)
+    for n_bins in (257, 1025, 16, 17, 5):
+        # Peaky spectra (high powers of uniform noise), a flat one and silent frames.
+        power = rng.random((60, n_bins)).astype(np.float32) ** rng.uniform(1, 12, (60, 1))
+        power[::9] = 0.0
+        power[1] = 1.0
+        for fraction in (0.85, 0.5, 0.99):
+            running = np.cumsum(power, axis=1)
+            expected = np.argmax(running >= fraction * running[:, -1:], axis=1)
+            np.testing.assert_array_equal(_rolloff_bins(power, fraction=fraction), expected)
+
+
+def test_framing_padding_and_deltas_equal_their_numpy_definitions() -> None:
+    from service.features import _delta, _frames, _zero_padded
+
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal(1234).astype(np.float32)
+    for length, hop in ((512, 160), (400, 160), (320, 160), (1234, 7)):
+        expected = np.lib.stride_tricks.sliding_window_view(y, length)[::hop]
+        np.testing.assert_array_equal(_frames(y, length=length, hop=hop), expected)
+    np.testing.assert_array_equal(_zero_padded(y, 256), np.pad(y, 256))
+    frames = rng.standard_normal((40, 3)).astype(np.float32)
+    padded = np.pad(frames, ((2, 2), (0, 0)), mode="edge")
+    expected = sum(k * (padded[2 + k : 42 + k] - padded[2 - k : 42 - k]) for k in (1, 2)) / 10
+    np.testing.assert_allclose(_delta(frames, width=5), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+def test_clips_shorter_than_the_smoothing_window_still_give_features(name: str) -> None:
+    """Fewer than five frames (under 40 ms): once a broadcasting error, now a vector."""
+    fs = get_feature_set(name)
+    for n in (1, 160, 400, 639):
+        y = np.random.default_rng(n).normal(0.0, 0.1, n).astype(np.float32)
+        vector = fs.extract(y)
+        assert vector.shape == (fs.dim,) and np.isfinite(vector).all()
