@@ -3,7 +3,11 @@
     .venv/bin/python bench/accuracy.py [--data-root ../shared/data] [--seeds 42 43] [--quick]
 
 Writes docs/accuracy.md, docs/accuracy.json and confusion matrices in docs/img/. UA
-(unweighted accuracy, mean per-class recall) is the primary figure.
+(unweighted accuracy, mean per-class recall) is the primary figure. A focused rerun (some
+protocols, other seeds) goes beside it, not over it, e.g.
+
+    .venv/bin/python bench/accuracy.py --protocols cross-corpus --seeds 43 44 \
+        --systems speech-stats speech-stats-v2 --out accuracy-cross-corpus-seeds
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 System = Recipe
+#: Protocol groups, by the issue's numbers: 3 includes 6 (noise) unless --quick.
+PROTOCOLS = ("random", "cross-speaker", "ravdess", "cross-corpus", "pooled")
 SYSTEMS = RECIPES
 NOISES = ("white@20", "white@10", "white@5", "babble@20", "babble@10", "babble@5")
 
@@ -180,18 +186,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     for system in systems:
         for seed in args.seeds:
-            # 1. TESS random 80/20 (the paper's protocol).
             f, y, labels = feats["tess"], ys["tess"], label_sets["tess"]
-            tr, te = stratified_split([c.label for c in tess], test_fraction=0.2, seed=seed)
-            out = train_predict(
-                system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
-            )
-            runs.setdefault(("1 TESS random 80/20", system.name), []).append(
-                score(out["test"], y[te], labels)
-            )
+            # 1. TESS random 80/20 (the paper's protocol).
+            if "random" in args.protocols:
+                tr, te = stratified_split([c.label for c in tess], test_fraction=0.2, seed=seed)
+                out = train_predict(
+                    system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
+                )
+                runs.setdefault(("1 TESS random 80/20", system.name), []).append(
+                    score(out["test"], y[te], labels)
+                )
             # 2. TESS cross-speaker.
             spk = np.array([c.speaker for c in tess])
-            for train_spk, test_spk in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF")):
+            pairs = (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
+            for train_spk, test_spk in pairs if "cross-speaker" in args.protocols else ():
                 tr, te = np.flatnonzero(spk == train_spk), np.flatnonzero(spk == test_spk)
                 out = train_predict(
                     system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
@@ -201,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             # 3 + 6. RAVDESS actor-independent, 7 labels, with noise.
             f, y, labels = feats["rav7"], ys["rav7"], label_sets["rav7"]
-            for _, tr, te in ravdess_folds(rav7):
+            for _, tr, te in ravdess_folds(rav7) if "ravdess" in args.protocols else []:
                 tests = {"clean": f.get(system.feature_set)[te]}
                 if not args.quick:
                     for noise in NOISES:
@@ -217,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ).append(score(out[noise], y[te], labels))
             # 3. RAVDESS 8 classes (benchmark only: "calm" is not a product label).
             f8, y8, labels8 = feats["rav8"], ys["rav8"], label_sets["rav8"]
-            for _, tr, te in ravdess_folds(rav8):
+            for _, tr, te in ravdess_folds(rav8) if "ravdess" in args.protocols else []:
                 out = train_predict(
                     system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed
                 )
@@ -235,8 +243,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if c.corpus == "ravdess" and rav_native[c.path] == "calm":
                     not_calm[i] = False
             for name, tr_mask, te_mask in (
-                ("TESS -> RAVDESS", is_tess, ~is_tess & not_calm),
-                ("RAVDESS -> TESS", ~is_tess & not_calm, is_tess),
+                (
+                    ("TESS -> RAVDESS", is_tess, ~is_tess & not_calm),
+                    ("RAVDESS -> TESS", ~is_tess & not_calm, is_tess),
+                )
+                if "cross-corpus" in args.protocols
+                else ()
             ):
                 tr, te = np.flatnonzero(tr_mask), np.flatnonzero(te_mask)
                 out = train_predict(
@@ -246,7 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     score(out["test"], yb[te], labelsb)
                 )
             # 5. Pooled TESS + RAVDESS, speaker-independent (the trainer's `speaker` protocol).
-            if not (args.quick or args.skip_pooled):
+            if "pooled" in args.protocols and not (args.quick or args.skip_pooled):
                 for fold in speaker_folds(corpora["both"]):
                     out = train_predict(
                         system,
@@ -332,7 +344,7 @@ def write_report(
     DOCS.mkdir(exist_ok=True)
     (DOCS / "img").mkdir(exist_ok=True)
     command = command or " ".join(["python", *sys.argv])
-    (DOCS / "accuracy.json").write_text(
+    (DOCS / f"{args.out}.json").write_text(
         json.dumps(
             {
                 "command": command,
@@ -381,7 +393,8 @@ def write_report(
                     + ", ".join(f"{k} {100 * v:.0f}" for k, v in r.items())
                     + " |"
                 )
-    plot_confusions(results, systems)
+    if args.out == "accuracy":  # the full report's plots; a focused rerun leaves them alone
+        plot_confusions(results, systems)
     desc = "\n".join(f"- **{s}**: {SYSTEMS[s].description}" for s in systems)
     text = f"""# Accuracy benchmark
 
@@ -389,7 +402,7 @@ Command: `{command}` ({round(seconds / 60)} min on 2 shared CPU cores; seeds {ar
 {note}
 UA = unweighted accuracy (mean per-class recall, the primary figure), mean ± standard deviation over
 folds and seeds. ECE = expected calibration error of the returned (temperature-scaled) probabilities.
-Raw results, per fold summaries and confusion matrices: `docs/accuracy.json`; plots in `docs/img/`.
+Raw results, per fold summaries and confusion matrices: `docs/{args.out}.json`; plots in `docs/img/`.
 
 Systems, trained and tested in the same run:
 {desc}
@@ -412,7 +425,7 @@ Per-class recall (%):
 |---|---|---|
 {chr(10).join(recall_lines)}
 """
-    (DOCS / "accuracy.md").write_text(text)
+    (DOCS / f"{args.out}.md").write_text(text)
 
 
 def plot_confusions(results: dict[str, Any], systems: list[str]) -> None:
@@ -465,6 +478,18 @@ def main() -> None:
         "--systems", nargs="+", default=["paper", DEFAULT_RECIPE], choices=sorted(SYSTEMS)
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=list(PROTOCOLS),
+        help="which protocols to run (default: all); ravdess includes its noisy test sets",
+    )
+    parser.add_argument(
+        "--out",
+        default="accuracy",
+        help="report name: docs/<out>.md and .json (plots only for the default)",
+    )
     parser.add_argument("--quick", action="store_true", help="skip noise and pooled protocols")
     parser.add_argument(
         "--skip-pooled",
@@ -507,7 +532,7 @@ def main() -> None:
         results = run(args)
         note = f"Load average at start {load:.1f}. {args.note}".strip()
         write_report(results, args, time.time() - start, note=note)
-    print((DOCS / "accuracy.md").read_text())
+    print((DOCS / f"{args.out}.md").read_text())
 
 
 if __name__ == "__main__":

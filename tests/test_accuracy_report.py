@@ -75,3 +75,56 @@ def test_pooled_sums_confusions_and_averages_folds() -> None:
     assert out["unweighted_accuracy"] == 0.75 and out["unweighted_accuracy_std"] == 0.25
     assert out["confusion"] == [[4, 0], [2, 2]]
     assert out["per_class_recall"] == {"angry": 1.0, "sad": 0.5}
+
+
+def test_protocol_selection_trains_only_the_chosen_folds(monkeypatch, tmp_path) -> None:
+    """--protocols cross-corpus trains the two cross-corpus folds and nothing else."""
+    import argparse
+
+    import bench.accuracy as accuracy
+
+    labels = ["angry", "happy", "neutral", "sad"]
+    tess = [
+        Clip(Path(f"t{s}_{label}_{i}.flac"), label, f"tess:{s}", "tess")
+        for s in ("OAF", "YAF")
+        for label in labels
+        for i in range(2)
+    ]
+    rav = [
+        Clip(Path(f"r{a}_{label}.flac"), label, f"ravdess:{a:02d}", "ravdess")
+        for a in range(1, 25)
+        for label in labels
+    ]
+
+    class FakeFeatures:
+        def __init__(self, clips: list[Clip], **_: object) -> None:
+            self.clips = clips
+
+        def get(self, *_: object, **__: object) -> np.ndarray:
+            return np.zeros((len(self.clips), 3), dtype=np.float32)
+
+    trained: list[int] = []
+
+    def fake_train_predict(system, feats, train_idx, test_sets, labels, y, *, seed):
+        trained.append(len(train_idx))
+        uniform = {k: np.full((len(v), len(labels)), 1 / len(labels)) for k, v in test_sets.items()}
+        return {k: {"raw": p, "calibrated": p} for k, p in uniform.items()}
+
+    monkeypatch.setattr(accuracy, "read_tess", lambda root: tess)
+    monkeypatch.setattr(accuracy, "read_ravdess", lambda root, native_labels=False: rav)
+    monkeypatch.setattr(accuracy, "Features", FakeFeatures)
+    monkeypatch.setattr(accuracy, "train_predict", fake_train_predict)
+    args = argparse.Namespace(
+        data_root=tmp_path,
+        cache_dir=tmp_path,
+        workers=1,
+        systems=["paper"],
+        seeds=[1, 2],
+        protocols=["cross-corpus"],
+        quick=False,
+        skip_pooled=False,
+    )
+    results = accuracy.run(args)
+    assert sorted(results) == ["4 cross-corpus RAVDESS -> TESS", "4 cross-corpus TESS -> RAVDESS"]
+    assert sorted(trained) == [len(tess)] * 2 + [len(rav)] * 2  # two folds, two seeds
+    assert results["4 cross-corpus TESS -> RAVDESS"]["paper"]["unweighted_accuracy"] == 0.25
