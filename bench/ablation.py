@@ -3,9 +3,11 @@
     .venv/bin/python bench/ablation.py [VARIANT ...] [--data-root ../shared/data]
 
 RAVDESS actor-independent, 8 classes (6 folds of 4 held-out actors), the same folds with white
-and babble noise at 10 dB SNR mixed into the test audio, and TESS cross-speaker (both
-directions); seed 42. Prints one line of UA per variant and appends it to
-``docs/ablation.jsonl``. The full benchmark is ``bench/accuracy.py``.
+and babble noise at 10 dB SNR mixed into the test audio, TESS cross-speaker (both directions)
+and cross-corpus (TESS -> RAVDESS and back on the seven shared labels, as ``bench/accuracy.py``'s
+protocol 4: the closest proxy here for corpora never seen); seed 42 unless ``--seed``. Prints
+one line of UA per variant and appends it to ``docs/ablation.jsonl``. The full benchmark is
+``bench/accuracy.py``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,15 @@ VARIANTS = {
     "v2-random-snr-b128-ensemble3": _variant(
         "v2-random-snr-b128-ensemble3", "speech-stats-v2", RANDOM_SNR, batch_size=128, ensemble=3
     ),
+    # Two more voice-changing copies: speeds outside 0.9-1.1 (pitch and formants together, a
+    # third of an octave down to a fifth up), for voices unlike any in training.
+    "v2-more-voices": _variant(
+        "v2-more-voices",
+        "speech-stats-v2",
+        (*RANDOM_SNR, "speed0.8:0.92", "speed1.08:1.25"),
+        batch_size=128,
+        ensemble=3,
+    ),
 }
 
 
@@ -66,6 +77,7 @@ def main() -> None:
     parser.add_argument("variants", nargs="*", choices=[[], *VARIANTS], default=list(VARIANTS))
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tess = read_tess(args.data_root / "tess")
@@ -86,6 +98,12 @@ def main() -> None:
     y_rav = np.array([rav_labels.index(c.label) for c in rav8])
     y_tess = np.array([tess_labels.index(c.label) for c in tess])
     speakers = np.array([c.speaker for c in tess])
+    # Cross-corpus: the seven shared labels, RAVDESS "calm" left out (as bench/accuracy.py).
+    calm = {c.path for c in rav8 if c.label == "calm"}
+    both = tess + [c for c in read_ravdess(args.data_root / "ravdess") if c.path not in calm]
+    both_feats, both_labels = Features(both, **common), sorted({c.label for c in both})
+    y_both = np.array([both_labels.index(c.label) for c in both])
+    is_tess = np.array([c.corpus == "tess" for c in both])
     for name in args.variants:
         variant, started = VARIANTS[name], time.time()
         runs: dict[str, list] = {
@@ -93,6 +111,8 @@ def main() -> None:
             "rav8+white@10": [],
             "rav8+babble@10": [],
             "tess-x": [],
+            "tess->rav": [],
+            "rav->tess": [],
         }
         for _, train, test in ravdess_folds(rav8):
             fs = variant.feature_set
@@ -101,18 +121,25 @@ def main() -> None:
                 "rav8+white@10": rav_feats.get(fs, "white@10", "test")[test],
                 "rav8+babble@10": rav_feats.get(fs, "babble@10", "test")[test],
             }
-            out = train_predict(variant, rav_feats, train, tests, rav_labels, y_rav, seed=42)
+            out = train_predict(variant, rav_feats, train, tests, rav_labels, y_rav, seed=args.seed)
             for key in tests:
                 runs[key].append(score(out[key], y_rav[test], rav_labels))
         for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF")):
             train, test = np.flatnonzero(speakers == a), np.flatnonzero(speakers == b)
             x_test = tess_feats.get(variant.feature_set)[test]
             out = train_predict(
-                variant, tess_feats, train, {"t": x_test}, tess_labels, y_tess, seed=42
+                variant, tess_feats, train, {"t": x_test}, tess_labels, y_tess, seed=args.seed
             )
             runs["tess-x"].append(score(out["t"], y_tess[test], tess_labels))
+        for key, source in (("tess->rav", is_tess), ("rav->tess", ~is_tess)):
+            train, test = np.flatnonzero(source), np.flatnonzero(~source)
+            x_test = both_feats.get(variant.feature_set)[test]
+            out = train_predict(
+                variant, both_feats, train, {"t": x_test}, both_labels, y_both, seed=args.seed
+            )
+            runs[key].append(score(out["t"], y_both[test], both_labels))
         row = {k: round(100 * pooled(v)["unweighted_accuracy"], 1) for k, v in runs.items()}
-        row = {"variant": name, **row, "seconds": round(time.time() - started)}
+        row = {"variant": name, **row, "seed": args.seed, "seconds": round(time.time() - started)}
         print(json.dumps(row), flush=True)
         with (DOCS / "ablation.jsonl").open("a") as out_file:
             out_file.write(json.dumps(row) + "\n")
