@@ -396,13 +396,14 @@ def write_report(
     if args.out == "accuracy":  # the full report's plots; a focused rerun leaves them alone
         plot_confusions(results, systems)
     desc = "\n".join(f"- **{s}**: {SYSTEMS[s].description}" for s in systems)
+    plots = "; plots in `docs/img/`" if args.out == "accuracy" else " (no plots for a focused run)"
     text = f"""# Accuracy benchmark
 
 Command: `{command}` ({round(seconds / 60)} min on 2 shared CPU cores; seeds {args.seeds}).
 {note}
 UA = unweighted accuracy (mean per-class recall, the primary figure), mean ± standard deviation over
 folds and seeds. ECE = expected calibration error of the returned (temperature-scaled) probabilities.
-Raw results, per fold summaries and confusion matrices: `docs/{args.out}.json`; plots in `docs/img/`.
+Raw results, per fold summaries and confusion matrices: `docs/{args.out}.json`{plots}.
 
 Systems, trained and tested in the same run:
 {desc}
