@@ -9,9 +9,8 @@ and babble noise at 10 dB in the test audio; TESS cross-speaker), with the bundl
 augmentations, speaker-disjoint early stopping and class weights, seed 42. On the same folds
 it trains the bundled recipe too, and scores the two networks' averaged probabilities (late
 fusion). ``--protocols cross-corpus`` does the same for training on TESS and testing on
-RAVDESS and back (the shared seven labels), the closest proxy here for unseen corpora;
-``--protocols pooled`` on ``bench/accuracy.py``'s protocol 5 (TESS + RAVDESS together, each
-fold holding out speakers: the bundled model's own regime). Each fold's scores go to
+RAVDESS and back (the shared seven labels), the closest proxy here for unseen corpora. Each
+fold's scores go to
 ``docs/frame-cnn-folds.jsonl`` as soon as it finishes (a stopped run keeps them); at the end,
 three rows of per-protocol means go to ``docs/ablation.jsonl``, beside the recipes there.
 
@@ -43,7 +42,7 @@ from bench.accuracy import score as accuracy_score  # noqa: E402
 from bench.accuracy import train_predict as stats_train_predict  # noqa: E402
 from service.features import get_feature_set  # noqa: E402
 from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess  # noqa: E402
-from trainer.evaluate import speaker_disjoint_validation, speaker_folds  # noqa: E402
+from trainer.evaluate import speaker_disjoint_validation  # noqa: E402
 from trainer.extract import augmented_samples, default_cache_dir, init_worker  # noqa: E402
 from trainer.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
 
@@ -237,10 +236,9 @@ def main() -> None:
     parser.add_argument(
         "--protocols",
         nargs="+",
-        choices=("ablation", "cross-corpus", "pooled"),
+        choices=("ablation", "cross-corpus"),
         default=["ablation"],
-        help="ablation: bench/ablation.py's folds; cross-corpus: TESS -> RAVDESS and back; "
-        "pooled: bench/accuracy.py's protocol 5",
+        help="ablation: bench/ablation.py's folds; cross-corpus: TESS -> RAVDESS and back",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -313,20 +311,6 @@ def main() -> None:
             [
                 ("tess->rav", np.flatnonzero(is_tess), np.flatnonzero(~is_tess)),
                 ("rav->tess", np.flatnonzero(~is_tess), np.flatnonzero(is_tess)),
-            ],
-        )
-    if "pooled" in args.protocols:
-        # As bench/accuracy.py's protocol 5: seven labels, each fold's other corpus in training.
-        both = tess + read_ravdess(args.data_root / "ravdess")
-        evaluate(
-            both,
-            [
-                (
-                    f"pooled, held-out {fold.name.split('-speaker-')[0]} speakers",
-                    fold.train,
-                    fold.test,
-                )
-                for fold in speaker_folds(both)
             ],
         )
     if "ablation" in args.protocols:
