@@ -10,9 +10,9 @@ augmentations, speaker-disjoint early stopping and class weights, seed 42. On th
 it trains the bundled recipe too, and scores the two networks' averaged probabilities (late
 fusion). ``--protocols cross-corpus`` does the same for training on TESS and testing on
 RAVDESS and back (the shared seven labels), the closest proxy here for unseen corpora. Each
-fold's scores go to
-``docs/frame-cnn-folds.jsonl`` as soon as it finishes (a stopped run keeps them); at the end,
-three rows of per-protocol means go to ``docs/ablation.jsonl``, beside the recipes there.
+fold's scores go to ``docs/frame-cnn-folds.jsonl`` as soon as it finishes (a stopped run keeps
+them); at the end, three rows of per-protocol means go to ``docs/ablation.jsonl``, beside the
+recipes there.
 
 The log-mel frames are the serving front end's (``service.features``, the 25 ms / 10 ms,
 64-band front end of ``speech-stats-v2``); the network is a probe, not exported: it would be
