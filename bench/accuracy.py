@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             # 3 + 6. RAVDESS actor-independent, 7 labels, with noise.
             f, y, labels = feats["rav7"], ys["rav7"], label_sets["rav7"]
-            for _, tr, te in ravdess_folds(rav7) if "ravdess" in args.protocols else []:
+            for _, tr, te in ravdess_folds(rav7) if "ravdess" in args.protocols else ():
                 tests = {"clean": f.get(system.feature_set)[te]}
                 if not args.quick:
                     for noise in NOISES:
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ).append(score(out[noise], y[te], labels))
             # 3. RAVDESS 8 classes (benchmark only: "calm" is not a product label).
             f8, y8, labels8 = feats["rav8"], ys["rav8"], label_sets["rav8"]
-            for _, tr, te in ravdess_folds(rav8) if "ravdess" in args.protocols else []:
+            for _, tr, te in ravdess_folds(rav8) if "ravdess" in args.protocols else ():
                 out = train_predict(
                     system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed
                 )
