@@ -60,6 +60,14 @@ VARIANTS = {
     ),
     # Two more voice-changing copies (speeds outside 0.9-1.1): kept, the bundled recipe.
     "v2-more-voices": RECIPES["speech-stats-v2-voices"],
+    # Whether v1's lead across corpora comes from its features or its training: v1 features
+    # with the bundled recipe's training.
+    "v1-features-bundled-training": Recipe(
+        "v1-features-bundled-training",
+        "speech-stats-v1",
+        RECIPES["speech-stats-v2-voices"].config,
+        "v1-features-bundled-training",
+    ),
 }
 
 
