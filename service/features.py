@@ -613,7 +613,7 @@ def _delta(frames: np.ndarray, *, width: int) -> np.ndarray:
 def _frames(y: np.ndarray, *, length: int, hop: int) -> np.ndarray:
     """Read-only view of shape ``(1 + (len(y) - length) // hop, length)``: frame ``i`` is
     ``y[i * hop : i * hop + length]``. ``sliding_window_view(y, length)[::hop]``, whose
-    argument checks cost ~10 us a call; ``y`` must be 1-D, contiguous and ``>= length``."""
+    argument checks cost ~10 us a call; ``y`` must be 1-D and at least ``length`` long."""
     count = 1 + (y.shape[0] - length) // hop
     step = y.strides[0]
     return np.lib.stride_tricks.as_strided(

@@ -82,9 +82,8 @@ RECIPES = {
     ),
     # The bundled recipe: speech-stats-v2 with two more voice-changing copies, speeds outside
     # 0.9-1.1 drawn per clip (pitch and formants together, a third of an octave down to a
-    # fifth up). bench/ablation.py (seed 42), against speech-stats-v2: RAVDESS 8 classes
-    # 57.7 vs 55.7, TESS cross-speaker 71.5 vs 67.1, white / babble 10 dB 50.8 / 42.3 vs
-    # 50.1 / 41.4, cross-corpus 30.7 / 47.4 vs 30.4 / 49.1 (docs/accuracy-notes.md).
+    # fifth up): more unlike voices than the corpora hold. Why it won, with figures:
+    # docs/accuracy-notes.md.
     "speech-stats-v2-voices": Recipe(
         "speech-stats-v2-voices",
         "speech-stats-v2",
