@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -557,15 +558,29 @@ def _zero_crossing_rate(
 ) -> np.ndarray:
     """Sign changes per sample pair in centred frames, shape ``(n_frames,)``.
 
-    One running count over the signal instead of a frames-by-window matrix: the same
-    integers, linear in the signal length.
+    Counts changes in blocks of ``gcd(frame_length, hop_length)`` samples, so every frame is a
+    difference of two running block counts: the same integers as a frames-by-window matrix,
+    linear in the signal length, and without a per-sample running sum (numpy's cumsum is
+    scalar code: ~30 us of a 3 s clip).
     """
     padded = _zero_padded(y, frame_length // 2)
-    changes = np.signbit(padded[1:]) != np.signbit(padded[:-1])
-    count = np.concatenate([[0], np.cumsum(changes, dtype=np.int64)])
+    negative = np.signbit(padded)
+    block = math.gcd(frame_length, hop_length)
+    n_blocks = padded.shape[0] // block + 1
+    # changes[i]: sign change between samples i and i + 1; zeros past the end.
+    changes = np.zeros(n_blocks * block, dtype=np.uint8)
+    np.not_equal(negative[1:], negative[:-1], out=changes[: padded.shape[0] - 1].view(np.bool_))
+    # Block sums as a float32 product with ones: exact for these small integers, and ~3x
+    # faster than numpy's integer row sums.
+    block_counts = changes.reshape(n_blocks, block).astype(np.float32) @ np.ones(block, np.float32)
+    before_block = np.zeros(n_blocks + 1, dtype=np.float64)
+    np.cumsum(block_counts, out=before_block[1:])
     starts = np.arange(n_frames) * hop_length
     starts = starts[starts + frame_length <= padded.shape[0]]
-    rate = (count[starts + frame_length - 1] - count[starts]) / (frame_length - 1)
+    # A frame of L samples has L - 1 pairs: its L block-aligned changes minus the last one.
+    ends = starts + frame_length
+    counts = before_block[ends // block] - before_block[starts // block] - changes[ends - 1]
+    rate = counts / (frame_length - 1)
     if rate.shape[0] < n_frames:  # frames past the padded end (never with centred framing)
         rate = np.concatenate([rate, np.zeros(n_frames - rate.shape[0])])
     return rate

@@ -188,11 +188,15 @@ def test_version_one_keeps_its_recorded_config() -> None:
     assert v2["pitch_rate"] == 8000 and v2["version"] == 2
 
 
-def test_zero_crossing_rate_counts_like_a_frame_matrix() -> None:
+@pytest.mark.parametrize(
+    ("n", "win", "hop"),
+    [(16_123, 400, 160), (48_000, 2048, 512), (7_777, 401, 160), (300, 400, 160), (999, 64, 48)],
+)
+def test_zero_crossing_rate_counts_like_a_frame_matrix(n: int, win: int, hop: int) -> None:
     from service.features import _zero_crossing_rate
 
-    y = np.random.default_rng(0).standard_normal(16_000 + 123).astype(np.float32)
-    win, hop = 400, 160
+    y = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    y[n // 3 : n // 2] = 0.0  # a silent stretch: no sign changes there
     n_frames = 1 + y.shape[0] // hop
     padded = np.pad(y, win // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:n_frames]
