@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.contract import EMOTIONS
+from service.schemas import PredictResponse
 from service.settings import Settings
 from tests.helpers import DEFAULT_METRICS, encode, tone
 
@@ -181,6 +182,24 @@ def test_saturated_worker_sheds_uploads_before_reading_them(client: TestClient) 
 
 def test_plain_predict_has_no_timeline_key(client: TestClient) -> None:
     assert "timeline" not in _post(client, encode(tone(seconds=1.0))).json()
+
+
+@pytest.mark.parametrize("route", ["/predict", "/predict/raw", "/predict?timeline=true"])
+def test_answers_match_the_documented_model_exactly(client: TestClient, route: str) -> None:
+    # The routes return ready JSON, bypassing FastAPI's response-model validation: the body
+    # must still be exactly what PredictResponse documents (no missing or extra keys).
+    data = encode(tone(seconds=1.5))
+    if route == "/predict/raw":
+        response = client.post(route, content=data, headers={"content-type": "audio/wav"})
+    else:
+        response = client.post(route, files={"file": ("a.wav", data, "audio/wav")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    parsed = PredictResponse.model_validate(body, strict=True)
+    assert parsed.model_dump(exclude_none=True) == body
+    assert ("timeline" in body) == route.endswith("timeline=true")
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["server-timing"].startswith("decode;dur=")
 
 
 def _post_raw(client: TestClient, data: bytes, media: str = "audio/wav"):
