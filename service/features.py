@@ -197,8 +197,11 @@ class SpectralFrontend:
         # scipy's pocketfft runs float32 natively and is ~5x faster here than numpy.fft
         # (bench/speed.py); workers=1 because parallelism comes from server workers.
         stft = scipy.fft.rfft(frames * self.window, axis=1, workers=1)
-        # abs()**2 measured faster than real**2 + imag**2 on complex64 (fewer temporaries).
-        return np.abs(stft).astype(np.float32, copy=False) ** spec.power
+        # abs() then square measured faster than real**2 + imag**2 on complex64 (fewer
+        # temporaries); np.square because numpy's ** 2.0 on float32 calls powf per element
+        # (4x slower).
+        magnitude = np.abs(stft).astype(np.float32, copy=False)
+        return np.square(magnitude) if spec.power == 2.0 else magnitude**spec.power
 
     def log_mel(self, power: np.ndarray, *, mel_power: np.ndarray | None = None) -> np.ndarray:
         """``power_to_db`` of the mel spectrogram, shape ``(frames, n_mels)``.
@@ -303,23 +306,28 @@ class SpeechStatsConfig:
     #: energy) to count as speech; None = no floor test. In steady noise the loudest-frame
     #: test alone keeps every noise-only frame, so noise, not speech, sets the statistics.
     floor_margin_db: float | None = None
+    # Added in version 3 (recorded from version 3 on).
+    #: Band-limit the pitch frames to ``pitch_rate / 2`` in the frequency domain (one FFT at
+    #: the full rate, the bins above dropped) instead of resampling the whole signal: the
+    #: resampler cost more than the pitch frames' FFTs (bench/speed.py).
+    pitch_from_spectrum: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        if self.version < 2:
-            for key in _SPEECH_STATS_V2_FIELDS:
-                del out[key]
+        for since, fields in _SPEECH_STATS_ADDED_FIELDS.items():
+            if self.version < since:
+                for key in fields:
+                    del out[key]
         out["kind"] = "speech-stats"
         return out
 
 
-_SPEECH_STATS_V2_FIELDS = (
-    "pitch_rate",
-    "pitch_hop",
-    "flatness_on",
-    "voice_quality",
-    "floor_margin_db",
-)
+#: Fields by the version that added them: older versions keep their recorded contract (and
+#: so their models' fingerprints) unchanged.
+_SPEECH_STATS_ADDED_FIELDS = {
+    2: ("pitch_rate", "pitch_hop", "flatness_on", "voice_quality", "floor_margin_db"),
+    3: ("pitch_from_spectrum",),
+}
 
 
 class SpeechStats(_UtteranceFeatures):
@@ -375,19 +383,28 @@ class SpeechStats(_UtteranceFeatures):
         return np.fft.rfftfreq(spec.n_fft, 1.0 / self.sample_rate).astype(np.float32) / 1000.0
 
     @cached_property
-    def _f0_tables(self) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    def _f0_tables(self) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
+        """Pitch window, its normalised autocorrelation at pitch-rate lags, FFT size, lag
+        range at the pitch rate, and the number of FFT bins kept (those up to
+        ``pitch_rate / 2``)."""
         cfg = self.config
         rate = cfg.pitch_rate
-        n = cfg.f0_frame_length * rate // self.sample_rate
+        # The frames' own rate: the pitch rate, or the full rate when the band is cut in
+        # the spectrum.
+        frame_rate = self.sample_rate if cfg.pitch_from_spectrum else rate
+        decimation = frame_rate // rate
+        n = cfg.f0_frame_length * frame_rate // self.sample_rate
         window = periodic_window("hann", n).astype(np.float32)
         lag_lo = int(np.floor(rate / cfg.f0_max))
         lag_hi = int(np.ceil(rate / cfg.f0_min))
         # Linear (not circular) autocorrelation up to lag_hi needs n + lag_hi points.
-        nfft = 1 << int(np.ceil(np.log2(n + lag_hi + 2)))
+        nfft = 1 << int(np.ceil(np.log2(n + decimation * lag_hi + 2)))
         # Dividing by the window's own autocorrelation undoes its taper (Boersma, 1993).
-        window_ac = np.fft.irfft(np.abs(np.fft.rfft(window, nfft)) ** 2)[: lag_hi + 2]
+        window_ac = np.fft.irfft(np.abs(np.fft.rfft(window, nfft)) ** 2)
+        window_ac = window_ac[::decimation][: lag_hi + 2]
         window_ac = np.maximum(window_ac / window_ac[0], 1e-3).astype(np.float32)
-        return window, window_ac, nfft, lag_lo, lag_hi
+        kept_bins = nfft // (2 * decimation) + 1
+        return window, window_ac, nfft, lag_lo, lag_hi, kept_bins
 
     def _pitch(self, y: np.ndarray, frames_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """F0 in Hz and voicing strength for the pitch frames centred on ``frames_at``.
@@ -396,11 +413,13 @@ class SpeechStats(_UtteranceFeatures):
         outputs have shape ``(k,)``.
         """
         cfg = self.config
-        window, window_ac, nfft, lag_lo, lag_hi = self._f0_tables
+        window, _, nfft, _, _, kept_bins = self._f0_tables
         n = window.shape[0]
-        if cfg.pitch_rate != self.sample_rate:
+        if cfg.pitch_from_spectrum:
+            hop = cfg.pitch_hop
+        else:
             y = resample(y, source_rate=self.sample_rate, target_rate=cfg.pitch_rate)
-        hop = cfg.pitch_hop * cfg.pitch_rate // self.sample_rate
+            hop = cfg.pitch_hop * cfg.pitch_rate // self.sample_rate
         padded = _zero_padded(y, n // 2)
         grid = _frames(padded, length=n, hop=hop)
         frames = grid[frames_at[frames_at < grid.shape[0]]]
@@ -409,35 +428,42 @@ class SpeechStats(_UtteranceFeatures):
                 [frames, np.repeat(grid[-1:], frames_at.shape[0] - frames.shape[0], axis=0)]
             )
         frames = (frames - frames.mean(axis=1, keepdims=True)) * window
-        spectrum = scipy.fft.rfft(frames, nfft, axis=1, workers=1)
+        spectrum = scipy.fft.rfft(frames, nfft, axis=1, workers=1)[:, :kept_bins]
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
+        return self._pitch_from_power(power)
+
+    def _pitch_from_power(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """F0 in Hz and voicing strength, shape ``(k,)`` each, from the one-sided power
+        spectra of ``k`` windowed frames at the pitch rate, shape ``(k, bins)``."""
+        cfg = self.config
+        _, window_ac, _, lag_lo, lag_hi, _ = self._f0_tables
         # The autocorrelation is the inverse transform of the power spectrum; as that is real
         # and even, a type-I DCT computes it (up to scale, divided out below) at half the cost.
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
         ac = scipy.fft.dct(power, type=1, axis=1, workers=1)[:, : lag_hi + 2]
         ac = ac / np.maximum(ac[:, :1], 1e-12) / window_ac
         search = ac[:, lag_lo : lag_hi + 1]
+        width = search.shape[1]
         # The shortest lag within 10% of the best peak, then its local maximum: avoids the
         # octave-down errors that a plain argmax makes at multiples of the period.
         first = np.argmax(search >= 0.9 * search.max(axis=1, keepdims=True), axis=1)
         reach = 8
-        rows_all = np.arange(search.shape[0])
-        ahead = np.minimum(first[:, None] + np.arange(reach + 1), search.shape[1] - 1)
-        best = np.take_along_axis(
-            ahead, np.argmax(search[rows_all[:, None], ahead], axis=1)[:, None], axis=1
-        )[:, 0]
-        strength = search[rows_all, best]
+        # One gather of the lags first-1 .. first+reach+1 (clipped to the range) serves both
+        # the local maximum and its neighbours for the interpolation: fancy indexing costs
+        # ~10 us a call here, more than the arithmetic.
+        rows = np.arange(search.shape[0])
+        lags = np.clip(first[:, None] + np.arange(-1, reach + 2), 0, width - 1)
+        near = ac.ravel()[(rows * ac.shape[1] + lag_lo)[:, None] + lags]
+        at = 1 + np.argmax(near[:, 1 : reach + 2], axis=1)
+        best = lags[rows, at]
+        strength = near[rows, at]
         lag = (best + lag_lo).astype(np.float64)
-        # Parabolic interpolation around the peak for sub-sample lag precision.
-        inner = (best > 0) & (best < search.shape[1] - 1)
-        rows = np.flatnonzero(inner)
-        a, b, c = (
-            search[rows, best[rows] - 1],
-            search[rows, best[rows]],
-            search[rows, best[rows] + 1],
-        )
+        # Parabolic interpolation around the peak for sub-sample lag precision; a peak at
+        # either end of the range has no neighbour on one side and is left as it is.
+        a, b, c = near[rows, at - 1], strength, near[rows, at + 1]
         denom = a - 2 * b + c
-        shift = np.where(np.abs(denom) > 1e-9, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
-        lag[rows] += np.clip(shift, -0.5, 0.5)
+        usable = (best > 0) & (best < width - 1) & (np.abs(denom) > 1e-9)
+        shift = np.where(usable, 0.5 * (a - c) / np.where(usable, denom, 1), 0.0)
+        lag += np.clip(shift, -0.5, 0.5)
         return cfg.pitch_rate / lag, strength
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
