@@ -509,7 +509,7 @@ class SpeechStats(_UtteranceFeatures):
         tracks = np.column_stack(
             [mfcc[speech], deltas, centroid, bandwidth, flatness, rolloff, relative_energy, zcr]
         ).astype(np.float64)
-        means, stds = tracks.mean(axis=0), tracks.std(axis=0)
+        means, stds = _column_mean_std(tracks)
         scalar = 2 * c + 1  # centroid, bandwidth, flatness, rolloff, energy, zcr follow here
 
         # Pitch only where it is used: speech frames on the pitch hop grid.
@@ -521,7 +521,7 @@ class SpeechStats(_UtteranceFeatures):
             octaves = np.log2(f0[voiced_of_speech] / 100.0)
             t = np.flatnonzero(pitch_speech)[voiced_of_speech] * stride * frame_s
             p10, p50, p90 = _percentiles(octaves, (10, 50, 90))
-            f0_stats = [octaves.mean(), octaves.std(), p10, p50, p90, p90 - p10, _slope(t, octaves)]
+            f0_stats = [*_mean_std(octaves), p10, p50, p90, p90 - p10, _slope(t, octaves)]
         else:
             f0_stats = [0.0] * 7
 
@@ -570,12 +570,12 @@ def _voice_quality(
     F0 movement is taken between adjacent voiced frames only, so unvoiced or silent gaps do
     not count as jumps.
     """
-    strength_stats = [float(strength.mean()), float(strength.std())] if strength.size else [0.0] * 2
+    strength_stats = list(_mean_std(strength)) if strength.size else [0.0] * 2
     octaves = np.log2(np.maximum(f0, 1e-3) / 100.0)
     pairs = voiced[1:] & voiced[:-1] & (np.diff(frame_index) == 1)
     if pairs.sum() >= 2:
         moves = np.diff(octaves)[pairs]
-        return strength_stats + [float(np.abs(moves).mean()), float(moves.std())]
+        return strength_stats + [float(np.abs(moves).mean()), _mean_std(moves)[1]]
     return strength_stats + [0.0, 0.0]
 
 
@@ -610,6 +610,25 @@ def _zero_crossing_rate(
     if rate.shape[0] < n_frames:  # frames past the padded end (never with centred framing)
         rate = np.concatenate([rate, np.zeros(n_frames - rate.shape[0])])
     return rate
+
+
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) standard deviation of 1-D ``x`` in float64: ``x.mean(), x.std()``
+    up to round-off, at a quarter of their call overhead (~10 us together)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    mean = float(np.add.reduce(x)) / n
+    centred = x - mean
+    return mean, math.sqrt(float(centred @ centred) / n)
+
+
+def _column_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x.mean(axis=0), x.std(axis=0)`` of a ``(rows, columns)`` float64 matrix as two
+    products with a vector of 1 / rows: half the time of numpy's reductions here."""
+    weights = np.full(x.shape[0], 1.0 / x.shape[0])
+    means = weights @ x
+    centred = x - means
+    return means, np.sqrt(weights @ (centred * centred))
 
 
 def _percentiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:

@@ -236,6 +236,20 @@ def test_zero_crossing_rate_counts_like_a_frame_matrix(n: int, win: int, hop: in
     np.testing.assert_allclose(ours, expected, rtol=1e-12)
 
 
+def test_mean_and_std_helpers_match_numpy() -> None:
+    from service.features import _column_mean_std, _mean_std
+
+    rng = np.random.default_rng(5)
+    for x in (rng.normal(3.0, 2.0, 101), np.array([7.5]), rng.random(40).astype(np.float32)):
+        mean, std = _mean_std(x)
+        assert mean == pytest.approx(float(np.mean(x, dtype=np.float64)), rel=1e-12)
+        assert std == pytest.approx(float(np.std(x, dtype=np.float64)), rel=1e-12, abs=1e-15)
+    matrix = rng.normal(-300.0, 50.0, (250, 70))  # MFCC 0-like: large mean, modest spread
+    means, stds = _column_mean_std(matrix)
+    np.testing.assert_allclose(means, matrix.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stds, matrix.std(axis=0), rtol=1e-10)
+
+
 def test_percentiles_and_slope_match_numpy() -> None:
     from service.features import _percentiles, _slope
 
