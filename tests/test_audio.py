@@ -160,3 +160,68 @@ def test_wave_module_output_is_accepted() -> None:
         handle.setframerate(11_025)
         handle.writeframes((tone(seconds=0.5, rate=11_025) * 32767).astype("<i2").tobytes())
     assert decode_audio(buffer.getvalue()).duration_s == pytest.approx(0.5, abs=0.01)
+
+
+def _decode_outcome(data: bytes, **kwargs: object) -> tuple[str, object]:
+    try:
+        audio = decode_audio(data, **kwargs)  # type: ignore[arg-type]
+    except AudioError as exc:
+        return type(exc).__name__, exc.reason
+    return "ok", (audio.samples, audio.source_rate, audio.source_channels, audio.source_format)
+
+
+def _pcm16_cases() -> dict[str, tuple[bytes, dict[str, object]]]:
+    rng = np.random.default_rng(11)
+    noise = rng.integers(-32768, 32768, 40_000, dtype=np.int16)
+    stereo = tone(seconds=0.7, rate=44_100, channels=2)
+    full = encode(tone(seconds=1.0), subtype="PCM_16")
+    return {
+        "mono 16 kHz": (full, {}),
+        "stereo 44.1 kHz": (encode(stereo, rate=44_100, subtype="PCM_16"), {}),
+        "full-scale noise": (
+            _wav_header(channels=1, rate=8_000, frames=40_000) + noise.tobytes(),
+            {},
+        ),
+        "8 channels": (encode(tone(seconds=0.2, rate=48_000, channels=8), rate=48_000), {}),
+        "truncated data": (full[: len(full) // 2], {}),
+        "data chunk claims 18 h": (
+            _wav_header(channels=1, rate=16_000, frames=2**31 // 2 - 100) + b"\1" * 3200,
+            {"max_duration_s": 60.0},
+        ),
+        "over the limit": (full, {"max_duration_s": 0.5}),
+        "limit exactly met": (full, {"max_duration_s": 1.0}),
+        "too short": (encode(tone(seconds=0.05), subtype="PCM_16"), {}),
+        "zero frames": (_wav_header(channels=1, rate=16_000, frames=0), {}),
+        "absurd rate": (_wav_header(channels=1, rate=2_000_000, frames=100) + b"\0" * 200, {}),
+        "absurd channels": (_wav_header(channels=200, rate=16_000, frames=10) + b"\0" * 4000, {}),
+        "8-bit": (_wav_header(channels=1, rate=16_000, frames=4000, bits=8) + b"\x80" * 4000, {}),
+        "24-bit": (encode(tone(seconds=0.5), subtype="PCM_24"), {}),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_pcm16_cases()))
+def test_the_pcm16_wav_fast_path_decodes_exactly_as_libsndfile(case: str, monkeypatch) -> None:
+    """In-memory 16-bit WAVs skip libsndfile; every outcome (samples, header fields, or the
+    error type and reason) must be what libsndfile alone gives."""
+    import service.audio
+
+    data, kwargs = _pcm16_cases()[case]
+    fast = _decode_outcome(data, **kwargs)
+    monkeypatch.setattr(service.audio, "_read_pcm16_wav", lambda *_: None)
+    reference = _decode_outcome(data, **kwargs)
+    assert fast[0] == reference[0], (fast, reference)
+    if fast[0] == "ok":
+        samples, *header = fast[1]  # type: ignore[misc]
+        ref_samples, *ref_header = reference[1]  # type: ignore[misc]
+        np.testing.assert_array_equal(samples, ref_samples)
+        assert header == ref_header
+    else:
+        assert fast[1] == reference[1]
+
+
+def test_the_pcm16_wav_fast_path_is_taken_for_plain_wavs() -> None:
+    from service.audio import _read_pcm16_wav
+
+    assert _read_pcm16_wav(encode(tone(seconds=0.3), subtype="PCM_16"), None) is not None
+    assert _read_pcm16_wav(encode(tone(seconds=0.3), subtype="PCM_24"), None) is None
+    assert _read_pcm16_wav(encode(tone(seconds=0.3), format="FLAC"), None) is None
