@@ -415,8 +415,8 @@ def _read_pcm16_wav(
 
     The upload most clients send, read by the standard library's parser: ~20 us for 3 s of
     16 kHz audio against ~140 us through libsndfile's virtual I/O, with the same samples
-    (``x / 32768``, tested). Files whose data chunk claims more than the bytes present go
-    to libsndfile too, so such files keep one behaviour.
+    (``x / 32768``, tested). Files with an absurd rate or channel count, or whose data chunk
+    claims more than the bytes present, go to libsndfile too, so they keep one behaviour.
     """
     if bytes(data[:4]) != b"RIFF" or bytes(data[8:12]) != b"WAVE":
         return None
@@ -424,11 +424,14 @@ def _read_pcm16_wav(
         with wave.open(io.BytesIO(data)) as reader:
             rate, channels = reader.getframerate(), reader.getnchannels()
             claimed, width = reader.getnframes(), reader.getsampwidth()
-            if width != 2 or claimed * channels * width > len(data):
+            sane = MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE and 1 <= channels <= MAX_CHANNELS
+            if width != 2 or not sane or claimed * channels * width > len(data):
                 return None
             raw = reader.readframes(claimed)
-    except (wave.Error, EOFError, struct.error):
-        return None  # not a WAV the standard library reads (WAVE_FORMAT_EXTENSIBLE, ...)
+    except (wave.Error, EOFError, struct.error, RuntimeError):
+        # Not a WAV the standard library reads (WAVE_FORMAT_EXTENSIBLE, ...), or a malformed
+        # one (its chunk reader raises RuntimeError on an impossible seek): libsndfile decides.
+        return None
     if len(raw) != claimed * channels * 2:
         return None
     _, _, limit = _check_stream(rate, channels, claimed, max_duration_s)
