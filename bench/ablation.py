@@ -1,11 +1,13 @@
 """Ablation: recipe variants on the protocols that decide between them, fast enough to iterate.
 
-    .venv/bin/python bench/ablation.py [VARIANT ...] [--data-root ../shared/data]
+    .venv/bin/python bench/ablation.py [VARIANT ...] [--data-root ../shared/data] [--seed N]
+        [--protocols {ravdess,cross-speaker,cross-corpus} ...]
 
 RAVDESS actor-independent, 8 classes (6 folds of 4 held-out actors), the same folds with white
 and babble noise at 10 dB SNR mixed into the test audio, TESS cross-speaker (both directions)
 and cross-corpus (TESS -> RAVDESS and back on the seven shared labels, as ``bench/accuracy.py``'s
-protocol 4: the closest proxy here for corpora never seen); seed 42 unless ``--seed``. Prints
+protocol 4: the closest proxy here for corpora never seen), or the ``--protocols`` given;
+seed 42 unless ``--seed``. Variants of the v2 features are registered here only. Prints
 one line of UA per variant and appends it to ``docs/ablation.jsonl``. The full benchmark is
 ``bench/accuracy.py``.
 """
@@ -20,6 +22,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,14 +64,12 @@ def _bundled_training(name: str, feature_set: str) -> Recipe:
     return Recipe(name, feature_set, RECIPES["speech-stats-v2-voices"].config, name)
 
 
-#: v2's changes to v1's features, each undone alone (bundled training): which of them cost the
-#: transfer from TESS to RAVDESS? And two cheaper front ends, for the speed issue.
-_FEATURE_ABLATIONS = {
+#: v2's changes to v1's features, undone one at a time with the bundled training (which of
+#: them cost the transfer from TESS to RAVDESS?), and cheaper front ends for the speed issue.
+#: Results and reading: docs/accuracy-notes.md.
+_FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     "v2-pitch-16k-10ms": {"pitch_rate": 16000, "pitch_hop": 160},
-    "v2-flatness-power": {"flatness_on": "power"},
-    "v2-no-voice-quality": {"voice_quality": False},
     "v2-no-floor-gate": {"floor_margin_db": None},
-    "v2-pitch-40ms": {"pitch_hop": 640},
     "v2-hop-20ms": {
         "spectral": replace(FEATURE_SETS["speech-stats-v2"].config.spectral, hop_length=320),
         "pitch_hop": 320,
@@ -76,6 +77,12 @@ _FEATURE_ABLATIONS = {
     "v2-hop-20ms-pitch-40ms": {
         "spectral": replace(FEATURE_SETS["speech-stats-v2"].config.spectral, hop_length=320),
         "pitch_hop": 640,
+    },
+    # No gate, and the pitch band cut in the spectrum instead of by resampling (version 3).
+    "v3-no-floor-gate-from-spectrum": {
+        "version": 3,
+        "floor_margin_db": None,
+        "pitch_from_spectrum": True,
     },
 }
 
@@ -107,6 +114,11 @@ VARIANTS = {
 }
 
 
+#: Protocol groups: RAVDESS folds (clean, white and babble noise), TESS cross-speaker, and
+#: cross-corpus (both directions).
+PROTOCOLS = ("ravdess", "cross-speaker", "cross-corpus")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +127,13 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=default_data_root())
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=PROTOCOLS,
+        default=list(PROTOCOLS),
+        help="a subset, for a quick screen (cross-corpus alone takes a few minutes)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tess = read_tess(args.data_root / "tess")
@@ -143,15 +162,14 @@ def main() -> None:
     is_tess = np.array([c.corpus == "tess" for c in both])
     for name in args.variants:
         variant, started = VARIANTS[name], time.time()
-        runs: dict[str, list] = {
-            "rav8": [],
-            "rav8+white@10": [],
-            "rav8+babble@10": [],
-            "tess-x": [],
-            "tess->rav": [],
-            "rav->tess": [],
-        }
-        for _, train, test in ravdess_folds(rav8):
+        runs: dict[str, list] = {}
+        if "ravdess" in args.protocols:
+            runs |= {"rav8": [], "rav8+white@10": [], "rav8+babble@10": []}
+        if "cross-speaker" in args.protocols:
+            runs["tess-x"] = []
+        if "cross-corpus" in args.protocols:
+            runs |= {"tess->rav": [], "rav->tess": []}
+        for _, train, test in ravdess_folds(rav8) if "ravdess" in args.protocols else []:
             fs = variant.feature_set
             tests = {
                 "rav8": rav_feats.get(fs)[test],
@@ -161,14 +179,16 @@ def main() -> None:
             out = train_predict(variant, rav_feats, train, tests, rav_labels, y_rav, seed=args.seed)
             for key in tests:
                 runs[key].append(score(out[key], y_rav[test], rav_labels))
-        for a, b in (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF")):
+        speaker_pairs = (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
+        for a, b in speaker_pairs if "cross-speaker" in args.protocols else ():
             train, test = np.flatnonzero(speakers == a), np.flatnonzero(speakers == b)
             x_test = tess_feats.get(variant.feature_set)[test]
             out = train_predict(
                 variant, tess_feats, train, {"t": x_test}, tess_labels, y_tess, seed=args.seed
             )
             runs["tess-x"].append(score(out["t"], y_tess[test], tess_labels))
-        for key, source in (("tess->rav", is_tess), ("rav->tess", ~is_tess)):
+        directions = (("tess->rav", is_tess), ("rav->tess", ~is_tess))
+        for key, source in directions if "cross-corpus" in args.protocols else ():
             train, test = np.flatnonzero(source), np.flatnonzero(~source)
             x_test = both_feats.get(variant.feature_set)[test]
             out = train_predict(
