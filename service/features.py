@@ -311,6 +311,10 @@ class SpeechStatsConfig:
     #: the full rate, the bins above dropped) instead of resampling the whole signal: the
     #: resampler cost more than the pitch frames' FFTs (bench/speed.py).
     pitch_from_spectrum: bool = False
+    #: Apply the floor test only to clips whose loudest frame is less than this many dB above
+    #: the floor (noisy ones); None = to every clip. Clean recordings keep the loudest-frame
+    #: test alone, so their statistics do not depend on how quiet their pauses are.
+    floor_gate_below_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -326,7 +330,7 @@ class SpeechStatsConfig:
 #: so their models' fingerprints) unchanged.
 _SPEECH_STATS_ADDED_FIELDS = {
     2: ("pitch_rate", "pitch_hop", "flatness_on", "voice_quality", "floor_margin_db"),
-    3: ("pitch_from_spectrum",),
+    3: ("pitch_from_spectrum", "floor_gate_below_db"),
 }
 
 
@@ -480,7 +484,11 @@ class SpeechStats(_UtteranceFeatures):
         if cfg.floor_margin_db is not None:
             tenth = energy.shape[0] // 10
             floor = np.partition(energy, tenth)[tenth]
-            threshold = max(threshold, floor + cfg.floor_margin_db)
+            noisy = (
+                cfg.floor_gate_below_db is None or energy.max() - floor < cfg.floor_gate_below_db
+            )
+            if noisy:
+                threshold = max(threshold, floor + cfg.floor_margin_db)
         speech = energy > threshold
         if speech.sum() < 3:
             speech[:] = True

@@ -301,6 +301,29 @@ def test_noise_floor_gate_keeps_noise_only_frames_out() -> None:
     np.testing.assert_array_equal(gated.extract(y), ungated.extract(y))
 
 
+def test_floor_gate_can_be_limited_to_noisy_clips() -> None:
+    """With ``floor_gate_below_db``, a clip far above its floor is pooled as without the
+    floor test, and a noisy one as with it."""
+    import dataclasses
+
+    from trainer.augment import apply
+
+    gated = get_feature_set("speech-stats-v2")
+    config = dataclasses.replace(gated.config, version=3)
+    ungated = SpeechStats(dataclasses.replace(config, floor_margin_db=None))
+    selective = SpeechStats(dataclasses.replace(config, floor_gate_below_db=30.0))
+    silence = np.zeros(16_000, dtype=np.float32)
+    # A note fading out over 40 dB: its tail frames sit between the two thresholds.
+    note = tone(freq=180.0, noise=0.0) * np.geomspace(1.0, 0.01, 16_000).astype(np.float32)
+    speech = np.concatenate([silence, note, silence])
+    # 25 dB SNR leaves the loudest frame ~39 dB above the floor: the always-on floor test
+    # drops the faint tail, the selective one (30 dB) does not; at 10 dB both apply it.
+    for snr, like in ((25, ungated), (10, gated)):
+        y = apply(speech, f"white@{snr}", sample_rate=16_000, seed=1)
+        assert not np.array_equal(gated.extract(y), ungated.extract(y))
+        np.testing.assert_array_equal(selective.extract(y), like.extract(y))
+
+
 def test_rolloff_bins_match_a_running_sum() -> None:
     from service.features import _rolloff_bins
 
