@@ -82,12 +82,6 @@ _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     # 10 dB SNR leaves ~20 dB; TESS's median clip has 34 dB, RAVDESS's 70 dB).
     "v3-floor-gate-below-30db": {"version": 3, "floor_gate_below_db": 30.0},
     "v3-floor-gate-3db": {"version": 3, "floor_margin_db": 3.0},
-    # No gate, and the pitch band cut in the spectrum instead of by resampling (version 3).
-    "v3-no-floor-gate-from-spectrum": {
-        "version": 3,
-        "floor_margin_db": None,
-        "pitch_from_spectrum": True,
-    },
 }
 
 VARIANTS = {

@@ -705,6 +705,41 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
   CPU. With v2 features at 1.6-1.7 ms, 500 req/s per core (2 ms a request) is out of reach
   for this model whatever the HTTP layer does; the paper's `mfcc40-mean` features (0.7 ms)
   would fit.
+- **Fourth session: smaller costs, and what a cheaper front end would cost in accuracy.**
+  - *Power spectrum:* numpy's float32 `** 2.0` calls `powf` per element (26 us for a 3 s
+    clip); `np.square` gives the same bits in 7 us.
+  - *Zero-crossing rate:* counts per block of gcd(frame, hop) samples instead of a running
+    sum over every sample (numpy's cumsum is scalar code): 69 -> 44 us, same integers.
+  - *Small statistics:* numpy's `mean`/`std` cost ~10 us a call in overhead; the per-track
+    means and deviations are now two products with a 1/n vector, the pitch and voicing ones
+    one dot product each; the pitch peak and its neighbours come from one gather. Values move
+    by under 2e-6 of each feature's spread (237 corpus clips, noisy and very short included).
+  - *Together:* v2 features 1.66 -> 1.55 ms and WAV decoding 0.16 -> 0.04 ms for this
+    benchmark's 3 s clip (the previous commit against this one, three alternating runs on core
+    0, median of 60 x 20 calls each). This run's absolute figures are not comparable with
+    the third session's: the same paper-style baseline took 55 ms of CPU a request here
+    against 47 ms then, so the machine itself ran ~15% slower.
+  - *Decoding:* an in-memory 16-bit PCM WAV (what most clients send) is read with the
+    standard library's `wave` parser: 162 -> 36 us for 3 s, same samples; anything else, or
+    a header that claims more data than the bytes hold, goes to libsndfile (tested on 14
+    cases for equal samples or equal error reasons, and fuzzed).
+  - *Response:* `/predict` returns ready JSON. FastAPI validates a sync route's return value
+    against its response model in a second threadpool hop; skipping it took the in-process
+    framework cost from 0.55 to 0.48 ms. `PredictResponse` still documents the body, and a
+    test pins the body to it exactly.
+  - *Cheaper front ends, measured for accuracy first* (`bench/ablation.py`, seed 42; rows in
+    `docs/ablation.jsonl`, reading in `docs/accuracy-notes.md`): a 20 ms frame hop would
+    bring v2 to ~1.1 ms (~1.05 with pitch every 40 ms) but costs 7.7 points on the unseen
+    TESS speaker and 5 from RAVDESS to TESS (more with pitch every 40 ms). Cutting the pitch
+    band in the spectrum instead of resampling to 8 kHz (`pitch_from_spectrum`) saves ~70
+    us and tracks F0 as well (tested against `librosa.yin`), but changes the features, so
+    it waits for a retrain that has other reasons. No front end found here keeps the
+    accuracy at <= 1 ms in numpy.
+  - *HTTP, A/B:* `bench/ab_http.py fb89acb` alternates the previous session's server and this
+    one under the same wrk load (3 rounds): 2.92 / 3.54 / 2.91 against 2.65 / 2.67 / 2.45 ms
+    of server CPU per `/predict`, 17% less. Two `bench/speed.py` runs an hour apart gave
+    2.98 and 3.25 ms for the same code: on this VM only alternating runs separate a change
+    from the machine's drift.
 - **Measuring on a shared machine.** Other engineers' training and benchmarks may run during
   these measurements (see the load averages and other jobs above), so req/s on a "pinned"
   core is what that core gave us while shared. The server CPU time per request (from
