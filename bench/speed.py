@@ -719,9 +719,8 @@ timing loop over each stage on one pinned core (`taskset -c 0`), on the same loa
     by under 2e-6 of each feature's spread (237 corpus clips, noisy and very short included).
   - *Together:* v2 features 1.66 -> 1.55 ms and WAV decoding 0.16 -> 0.04 ms for this
     benchmark's 3 s clip (the previous commit against this one, three alternating runs on core
-    0, median of 60 x 20 calls each). This run's absolute figures are not comparable with
-    the third session's: the same paper-style baseline took 55 ms of CPU a request here
-    against 47 ms then, so the machine itself ran ~15% slower.
+    0, median of 60 x 20 calls each). Absolute figures move between runs more than that: the
+    same paper-style baseline took 45-55 ms of CPU a request in this session's four runs.
   - *Decoding:* an in-memory 16-bit PCM WAV (what most clients send) is read with the
     standard library's `wave` parser: 162 -> 36 us for 3 s, same samples; anything else, or
     a header that claims more data than the bytes hold, goes to libsndfile (tested on 14
