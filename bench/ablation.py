@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.accuracy import DOCS, Features, pooled, ravdess_folds, score, train_predict  # noqa: E402
-from service.features import FEATURE_SETS, SpeechStats  # noqa: E402
+from service.features import FEATURE_SETS, SpeechStats, SpeechStatsConfig  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.extract import default_cache_dir  # noqa: E402
@@ -60,6 +60,61 @@ def _v2_feature_variant(name: str, **changes: object) -> str:
     return name
 
 
+def _v2_config() -> SpeechStatsConfig:
+    config = FEATURE_SETS["speech-stats-v2"].config
+    assert isinstance(config, SpeechStatsConfig)
+    return config
+
+
+_V2_CONFIG = _v2_config()
+
+
+class _WithoutColumns(SpeechStats):
+    """``speech-stats-v2`` with the named statistics left out (bench only): does a group of
+    statistics carry the corpus (recording, speakers) rather than the emotion?"""
+
+    def __init__(self, name: str, dropped: tuple[str, ...]) -> None:
+        super().__init__(replace(_V2_CONFIG, name=name))
+        full = super().names()
+        self._dropped = dropped
+        self._keep = np.array([n not in dropped for n in full])
+
+    def names(self) -> list[str]:
+        return [n for n, keep in zip(super().names(), self._keep, strict=True) if keep]
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        return super().extract(samples)[self._keep]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "dropped": list(self._dropped)}
+
+
+def _v2_without(name: str, dropped: list[str]) -> str:
+    FEATURE_SETS[name] = _WithoutColumns(name, tuple(dropped))
+    return name
+
+
+class _BothGates(SpeechStats):
+    """``speech-stats-v2``'s statistics twice (bench only): over the frames its noise-floor
+    gate keeps, then over those the loudest-frame test alone keeps. The gated half is what
+    holds up in noise, the other what travels from TESS to RAVDESS; can one network use both?
+    Extracted twice over, so it measures accuracy, not cost."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(replace(_V2_CONFIG, name=name))
+        self._ungated = SpeechStats(replace(self.config, floor_margin_db=None))
+
+    def names(self) -> list[str]:
+        gated = super().names()
+        return gated + [f"{n}_ungated" for n in gated]
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        return np.concatenate([super().extract(samples), self._ungated.extract(samples)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "both_gates": True}
+
+
 def _bundled_training(name: str, feature_set: str) -> Recipe:
     return Recipe(name, feature_set, RECIPES["speech-stats-v2-voices"].config, name)
 
@@ -82,7 +137,20 @@ _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     # 10 dB SNR leaves ~20 dB; TESS's median clip has 34 dB, RAVDESS's 70 dB).
     "v3-floor-gate-below-30db": {"version": 3, "floor_gate_below_db": 30.0},
     "v3-floor-gate-3db": {"version": 3, "floor_margin_db": 3.0},
+    # A shallower loudest-frame test, so that clean clips with a floor (TESS: median 34 dB
+    # below the loudest frame) and without one (RAVDESS: 70 dB) pool the same range of frames.
+    "v2-silence-30db": {"silence_db": 30.0},
+    "v2-silence-25db": {"silence_db": 25.0},
+    "v2-silence-35db": {"silence_db": 35.0},
+    # The candidate for a served version 3: the 30 dB gate with the cheaper pitch front end.
+    "v3-silence-30db-pitch-spectrum": {
+        "version": 3,
+        "silence_db": 30.0,
+        "pitch_from_spectrum": True,
+    },
 }
+
+FEATURE_SETS["v2-both-gates"] = _BothGates("v2-both-gates")
 
 VARIANTS = {
     # The default recipe itself, as `ser-train` and `bench/accuracy.py` train it.
@@ -109,6 +177,12 @@ VARIANTS = {
         name: _bundled_training(name, _v2_feature_variant(name, **changes))
         for name, changes in _FEATURE_ABLATIONS.items()
     },
+    "v2-both-gates": _bundled_training("v2-both-gates", "v2-both-gates"),
+    # Without the MFCC means (the utterance's average spectral envelope: microphone, room and
+    # speaker as much as emotion), as cepstral mean normalisation would remove them.
+    "v2-no-mfcc-means": _bundled_training(
+        "v2-no-mfcc-means", _v2_without("v2-no-mfcc-means", [f"mfcc{i}_mean" for i in range(30)])
+    ),
 }
 
 
