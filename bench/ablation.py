@@ -52,14 +52,6 @@ def _variant(name: str, feature_set: str, augmentations: tuple[str, ...], **kw: 
     return Recipe(name, feature_set, TrainConfig(**config), name)  # type: ignore[arg-type]
 
 
-def _v2_feature_variant(name: str, **changes: object) -> str:
-    """Register a bench-only variant of ``speech-stats-v2`` (the service never sees it) and
-    return its name. Registered at import, so forked extraction workers know it too."""
-    base = FEATURE_SETS["speech-stats-v2"].config
-    FEATURE_SETS[name] = SpeechStats(replace(base, name=name, **changes))  # type: ignore[arg-type]
-    return name
-
-
 def _v2_config() -> SpeechStatsConfig:
     config = FEATURE_SETS["speech-stats-v2"].config
     assert isinstance(config, SpeechStatsConfig)
@@ -67,6 +59,13 @@ def _v2_config() -> SpeechStatsConfig:
 
 
 _V2_CONFIG = _v2_config()
+
+
+def _v2_feature_variant(name: str, **changes: object) -> str:
+    """Register a bench-only variant of ``speech-stats-v2`` (the service never sees it) and
+    return its name. Registered at import, so forked extraction workers know it too."""
+    FEATURE_SETS[name] = SpeechStats(replace(_V2_CONFIG, name=name, **changes))  # type: ignore[arg-type]
+    return name
 
 
 class _WithoutColumns(SpeechStats):
@@ -126,11 +125,11 @@ _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     "v2-pitch-16k-10ms": {"pitch_rate": 16000, "pitch_hop": 160},
     "v2-no-floor-gate": {"floor_margin_db": None},
     "v2-hop-20ms": {
-        "spectral": replace(FEATURE_SETS["speech-stats-v2"].config.spectral, hop_length=320),
+        "spectral": replace(_V2_CONFIG.spectral, hop_length=320),
         "pitch_hop": 320,
     },
     "v2-hop-20ms-pitch-40ms": {
-        "spectral": replace(FEATURE_SETS["speech-stats-v2"].config.spectral, hop_length=320),
+        "spectral": replace(_V2_CONFIG.spectral, hop_length=320),
         "pitch_hop": 640,
     },
     # The floor test only on clips within 30 dB of their floor (noisy ones: white noise at
