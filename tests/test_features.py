@@ -352,6 +352,26 @@ def test_framing_padding_and_deltas_equal_their_numpy_definitions() -> None:
     padded = np.pad(frames, ((2, 2), (0, 0)), mode="edge")
     expected = sum(k * (padded[2 + k : 42 + k] - padded[2 - k : 42 - k]) for k in (1, 2)) / 10
     np.testing.assert_allclose(_delta(frames, width=5), expected, rtol=1e-6, atol=1e-6)
+    # Width 7 runs the k > 2 terms too; width 1 has no neighbours and so no movement.
+    padded = np.pad(frames, ((3, 3), (0, 0)), mode="edge")
+    expected = sum(k * (padded[3 + k : 43 + k] - padded[3 - k : 43 - k]) for k in (1, 2, 3)) / 28
+    np.testing.assert_allclose(_delta(frames, width=7), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(_delta(frames, width=1), np.zeros_like(frames))
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+def test_sparse_mel_product_equals_the_dense_one(name: str) -> None:
+    """The mel filters are applied as a sparse matrix; the values are the dense product's
+    within float32 round-off, silent frames (all zeros) included."""
+    frontend = get_feature_set(name).frontend
+    rng = np.random.default_rng(4)
+    power = rng.random((37, frontend.mel_dct[0].shape[0])).astype(np.float32) ** 4
+    power[5] = 0.0
+    dense = power @ frontend.mel_dct[0]
+    sparse = frontend.mel_power(power)
+    assert sparse.shape == dense.shape and sparse.dtype == np.float32
+    np.testing.assert_allclose(sparse, dense, rtol=2e-6, atol=1e-12)
+    assert not sparse[5].any()
 
 
 @pytest.mark.parametrize("name", sorted(FEATURE_SETS))
