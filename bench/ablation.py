@@ -177,6 +177,22 @@ VARIANTS = {
         for name, changes in _FEATURE_ABLATIONS.items()
     },
     "v2-both-gates": _bundled_training("v2-both-gates", "v2-both-gates"),
+    # The bundled recipe plus two copies through random microphone / channel responses (up to
+    # 3-12 dB from flat, one with a voice-changing speed too): the recording's colour, which
+    # differs between corpora, stops being a cue, while the MFCC means stay in the features.
+    "v2-voices-eq": Recipe(
+        "v2-voices-eq",
+        "speech-stats-v2",
+        replace(
+            RECIPES["speech-stats-v2-voices"].config,
+            augmentations=(
+                *RECIPES["speech-stats-v2-voices"].config.augmentations,
+                "eq@3:12",
+                "speed0.8:1.25+eq@3:12",
+            ),
+        ),
+        "v2-voices-eq",
+    ),
     # Without the MFCC means (the utterance's average spectral envelope: microphone, room and
     # speaker as much as emotion), as cepstral mean normalisation would remove them.
     "v2-no-mfcc-means": _bundled_training(

@@ -41,6 +41,27 @@ def test_babble_and_reverb_keep_length_and_are_deterministic(tmp_path) -> None:
     assert wet.shape == y.shape and np.isfinite(wet).all()
 
 
+def test_channel_eq_reshapes_the_spectrum_within_its_bound_and_keeps_level() -> None:
+    from trainer.augment import channel_response_db
+
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal(32_000).astype(np.float32) * 0.1
+    out = apply(y, "eq@9", sample_rate=16_000, seed=7)
+    again = apply(y, "eq@9", sample_rate=16_000, seed=7)
+    assert out.shape == y.shape and np.array_equal(out, again)
+    assert np.mean(out**2) == pytest.approx(np.mean(y**2), rel=1e-4)
+    # The applied response is the drawn one (level aside), and it peaks at the bound.
+    freqs = np.fft.rfftfreq(y.size, 1 / 16_000)
+    measured = 20 * np.log10(np.abs(np.fft.rfft(out)) / np.abs(np.fft.rfft(y)))
+    for max_db in (3.0, 9.0):
+        drawn = channel_response_db(freqs, max_db=max_db, rng=np.random.default_rng(1))
+        assert np.abs(drawn).max() == pytest.approx(max_db)
+    drawn = channel_response_db(freqs, max_db=9.0, rng=np.random.default_rng(7))
+    offset = np.median(measured - drawn)
+    assert np.allclose(measured[1:], drawn[1:] + offset, atol=0.05)
+    assert np.ptp(drawn) > 3.0  # not flat: the clip's colour really changes
+
+
 def test_bad_specs_are_rejected() -> None:
     for spec in ("fast", "speed", "white@", "echo@3"):
         with pytest.raises(AugmentError):

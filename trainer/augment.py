@@ -3,7 +3,8 @@
 Augmentations act on decoded canonical-rate audio, before the one feature module, so an
 augmented clip is featurised exactly like a served one. Each is named by a short spec string
 (part of the feature cache key): ``speed0.9``, ``gain-6``, ``white@10`` (white noise at 10 dB
-SNR), ``babble@5`` (several other talkers at 5 dB SNR), ``reverb0.3`` (a 0.3 s RT60 room).
+SNR), ``babble@5`` (several other talkers at 5 dB SNR), ``reverb0.3`` (a 0.3 s RT60 room),
+``eq@9`` (a random smooth microphone-and-channel response up to 9 dB from flat).
 A range ``white@0:30`` draws the value uniformly per clip (a model trained at one fixed SNR
 learns that SNR, not robustness), and ``+`` chains steps: ``speed1.1+babble@5:30``.
 """
@@ -23,7 +24,7 @@ from service.audio import decode_audio
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _SPEC = re.compile(
-    rf"^(?P<kind>speed|gain|white|babble|reverb)@?(?P<value>{_NUMBER})(?::(?P<high>{_NUMBER}))?$"
+    rf"^(?P<kind>speed|gain|white|babble|reverb|eq)@?(?P<value>{_NUMBER})(?::(?P<high>{_NUMBER}))?$"
 )
 
 
@@ -45,7 +46,7 @@ def parse_range(spec: str) -> tuple[str, float, float]:
     if not match:
         raise AugmentError(
             f"bad augmentation {spec!r}: use speed0.9, gain-6, white@10, white@0:30, "
-            "babble@10, reverb0.3, or steps joined by +"
+            "babble@10, reverb0.3, eq@9, or steps joined by +"
         )
     low = float(match["value"])
     high = float(match["high"]) if match["high"] is not None else low
@@ -83,6 +84,25 @@ def babble_noise(
         talker = np.roll(np.resize(talker, length), int(rng.integers(0, length)))
         mix += talker / (np.sqrt(np.mean(talker**2)) + 1e-9)
     return mix.astype(np.float32)
+
+
+def channel_response_db(
+    freqs: np.ndarray, *, max_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A random smooth frequency response in dB, shape like ``freqs`` (Hz), peak ``|max_db|``.
+
+    A spectral tilt plus three bumps or dips on a log-frequency axis (0.3-1.2 octaves wide,
+    centred between 100 Hz and 6 kHz): the shape of a microphone, a handset or a room
+    colouring, which moves every spectral statistic of a clip without touching its prosody.
+    """
+    octaves = np.log2(np.maximum(freqs, 50.0) / 1000.0)
+    response = rng.uniform(-1.0, 1.0) * octaves
+    for _ in range(3):
+        centre = rng.uniform(np.log2(0.1), np.log2(6.0))
+        width = rng.uniform(0.3, 1.2)
+        response += rng.uniform(-1.0, 1.0) * np.exp(-0.5 * ((octaves - centre) / width) ** 2)
+    peak = float(np.abs(response).max())
+    return response * (max_db / peak) if peak > 0 else response
 
 
 def apply(
@@ -133,6 +153,14 @@ def apply(
             babble_sources, length=samples.shape[0], sample_rate=sample_rate, rng=rng
         )
         return mix_at_snr(samples, noise, snr_db=value)
+    if kind == "eq":
+        # Zero-phase filtering of the whole clip, level kept: only the spectral shape changes.
+        spectrum = np.fft.rfft(samples.astype(np.float64))
+        freqs = np.fft.rfftfreq(samples.shape[0], 1.0 / sample_rate)
+        spectrum *= 10 ** (channel_response_db(freqs, max_db=value, rng=rng) / 20)
+        out = np.fft.irfft(spectrum, n=samples.shape[0])
+        out *= np.sqrt(np.mean(samples.astype(np.float64) ** 2) / (np.mean(out**2) + 1e-20))
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
     # reverb: exponentially decaying noise impulse response with the given RT60 in seconds.
     n = max(1, int(value * sample_rate))
     t = np.arange(n) / sample_rate
