@@ -70,9 +70,10 @@ def main() -> None:
     model = load_model(BUNDLED_MODEL)
     name = args.feature_set or model.feature_set.name
     ours, theirs = FEATURE_SETS[name], base_feature_sets(args.base)[name]
-    clips = read_tess(args.data_root / "tess")[:: args.every] + read_ravdess(
-        args.data_root / "ravdess"
-    )[:: max(1, args.every // 2)]
+    clips = (
+        read_tess(args.data_root / "tess")[:: args.every]
+        + read_ravdess(args.data_root / "ravdess")[:: max(1, args.every // 2)]
+    )
     babble = tuple(str(c.path) for c in clips[:: max(1, len(clips) // 8)])
     new_rows, base_rows = [], []
     for clip in clips:
