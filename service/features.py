@@ -486,7 +486,7 @@ class SpeechStats(_UtteranceFeatures):
         denom = a - 2 * b + c
         usable = (best > 0) & (best < width - 1) & (np.abs(denom) > 1e-9)
         shift = np.where(usable, 0.5 * (a - c) / np.where(usable, denom, 1), 0.0)
-        lag += np.clip(shift, -0.5, 0.5)
+        lag += np.minimum(np.maximum(shift, -0.5), 0.5)
         return cfg.pitch_rate / lag, strength
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
@@ -549,11 +549,15 @@ class SpeechStats(_UtteranceFeatures):
         # Pitch only where it is used: speech frames on the pitch hop grid.
         stride = cfg.pitch_hop // spec.hop_length
         pitch_speech = speech[::stride]
-        f0, strength = self._pitch(y, np.flatnonzero(pitch_speech))
+        pitch_frames = np.flatnonzero(pitch_speech)
+        f0, strength = self._pitch(y, pitch_frames)
+        # In octaves around 100 Hz: ratios, not Hz. The tracker's F0 is positive (its lags are
+        # bounded), the floor only guards the logarithm.
+        f0_octaves = np.log2(np.maximum(f0, 1e-3) / 100.0)
         voiced_of_speech = strength > cfg.voicing_threshold
         if voiced_of_speech.sum() >= 3:
-            octaves = np.log2(f0[voiced_of_speech] / 100.0)
-            t = np.flatnonzero(pitch_speech)[voiced_of_speech] * stride * frame_s
+            octaves = f0_octaves[voiced_of_speech]
+            t = pitch_frames[voiced_of_speech] * stride * frame_s
             p10, p50, p90 = _percentiles(octaves, (10, 50, 90))
             f0_stats = [*_mean_std(octaves), p10, p50, p90, p90 - p10, _slope(t, octaves)]
         else:
@@ -587,25 +591,22 @@ class SpeechStats(_UtteranceFeatures):
             [voiced_of_speech.sum() / pitch_speech.sum(), peaks.sum() / speech_seconds],
         ]
         if cfg.voice_quality:
-            parts.append(
-                _voice_quality(strength, f0, voiced_of_speech, np.flatnonzero(pitch_speech))
-            )
+            parts.append(_voice_quality(strength, f0_octaves, voiced_of_speech, pitch_frames))
         return np.concatenate(
             [np.asarray(part, dtype=np.float64).ravel() for part in parts]
         ).astype(np.float32)
 
 
 def _voice_quality(
-    strength: np.ndarray, f0: np.ndarray, voiced: np.ndarray, frame_index: np.ndarray
+    strength: np.ndarray, octaves: np.ndarray, voiced: np.ndarray, frame_index: np.ndarray
 ) -> list[float]:
     """Voicing strength mean/std over speech frames; mean |dF0| and dF0 std in octaves.
 
-    All inputs have shape ``(k,)``, one entry per analysed pitch frame at ``frame_index``.
-    F0 movement is taken between adjacent voiced frames only, so unvoiced or silent gaps do
-    not count as jumps.
+    All inputs have shape ``(k,)``, one entry per analysed pitch frame at ``frame_index``
+    (``octaves`` is F0 as ``log2(F0 / 100 Hz)``). F0 movement is taken between adjacent voiced
+    frames only, so unvoiced or silent gaps do not count as jumps.
     """
     strength_stats = list(_mean_std(strength)) if strength.size else [0.0] * 2
-    octaves = np.log2(np.maximum(f0, 1e-3) / 100.0)
     pairs = voiced[1:] & voiced[:-1] & (np.diff(frame_index) == 1)
     if pairs.sum() >= 2:
         moves = np.diff(octaves)[pairs]
