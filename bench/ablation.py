@@ -177,6 +177,22 @@ VARIANTS = {
         for name, changes in _FEATURE_ABLATIONS.items()
     },
     "v2-both-gates": _bundled_training("v2-both-gates", "v2-both-gates"),
+    # The bundled recipe plus two copies at speeds further out (0.7-0.8, 1.25-1.4: pitch and
+    # formants up to half an octave down, a third up): the speed copies were what helped the
+    # unseen TESS speaker, does the trend go on?
+    "v2-voices-wider": Recipe(
+        "v2-voices-wider",
+        "speech-stats-v2",
+        replace(
+            RECIPES["speech-stats-v2-voices"].config,
+            augmentations=(
+                *RECIPES["speech-stats-v2-voices"].config.augmentations,
+                "speed0.7:0.8",
+                "speed1.25:1.4",
+            ),
+        ),
+        "v2-voices-wider",
+    ),
     # The bundled recipe plus two copies through random microphone / channel responses (up to
     # 3-12 dB from flat, one with a voice-changing speed too): the recording's colour, which
     # differs between corpora, stops being a cue, while the MFCC means stay in the features.
