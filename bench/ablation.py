@@ -118,6 +118,13 @@ def _bundled_training(name: str, feature_set: str) -> Recipe:
     return Recipe(name, feature_set, RECIPES["speech-stats-v2-voices"].config, name)
 
 
+def _bundled_plus(name: str, *augmentations: str) -> Recipe:
+    """The bundled recipe with more augmented copies of every training clip."""
+    bundled = RECIPES["speech-stats-v2-voices"]
+    config = replace(bundled.config, augmentations=(*bundled.config.augmentations, *augmentations))
+    return Recipe(name, bundled.feature_set, config, name)
+
+
 #: v2's changes to v1's features, undone one at a time with the bundled training (which of
 #: them cost the transfer from TESS to RAVDESS?), and cheaper front ends for the speed issue.
 #: Results and reading: docs/accuracy-notes.md.
@@ -180,35 +187,11 @@ VARIANTS = {
     # The bundled recipe plus two copies at speeds further out (0.7-0.8, 1.25-1.4: pitch and
     # formants up to half an octave down, a third up): the speed copies were what helped the
     # unseen TESS speaker, does the trend go on?
-    "v2-voices-wider": Recipe(
-        "v2-voices-wider",
-        "speech-stats-v2",
-        replace(
-            RECIPES["speech-stats-v2-voices"].config,
-            augmentations=(
-                *RECIPES["speech-stats-v2-voices"].config.augmentations,
-                "speed0.7:0.8",
-                "speed1.25:1.4",
-            ),
-        ),
-        "v2-voices-wider",
-    ),
+    "v2-voices-wider": _bundled_plus("v2-voices-wider", "speed0.7:0.8", "speed1.25:1.4"),
     # The bundled recipe plus two copies through random microphone / channel responses (up to
     # 3-12 dB from flat, one with a voice-changing speed too): the recording's colour, which
     # differs between corpora, stops being a cue, while the MFCC means stay in the features.
-    "v2-voices-eq": Recipe(
-        "v2-voices-eq",
-        "speech-stats-v2",
-        replace(
-            RECIPES["speech-stats-v2-voices"].config,
-            augmentations=(
-                *RECIPES["speech-stats-v2-voices"].config.augmentations,
-                "eq@3:12",
-                "speed0.8:1.25+eq@3:12",
-            ),
-        ),
-        "v2-voices-eq",
-    ),
+    "v2-voices-eq": _bundled_plus("v2-voices-eq", "eq@3:12", "speed0.8:1.25+eq@3:12"),
     # Without the MFCC means (the utterance's average spectral envelope: microphone, room and
     # speaker as much as emotion), as cepstral mean normalisation would remove them.
     "v2-no-mfcc-means": _bundled_training(

@@ -96,11 +96,11 @@ def main() -> None:
     for i in np.argsort(relative)[::-1][:5]:
         print(f"  {names[i]:>18}: {relative[i]:.2e}")
     if model.feature_set.name == name:
-        labels_new = model.predict_proba(new).argmax(axis=1)
-        labels_base = model.predict_proba(base).argmax(axis=1)
-        prob_diff = np.abs(model.predict_proba(new) - model.predict_proba(base)).max()
+        probs_new, probs_base = model.predict_proba(new), model.predict_proba(base)
+        changed = int((probs_new.argmax(axis=1) != probs_base.argmax(axis=1)).sum())
+        prob_diff = np.abs(probs_new - probs_base).max()
         print(
-            f"bundled model: {int((labels_new != labels_base).sum())} of {len(new)} labels "
+            f"bundled model: {changed} of {len(new)} labels "
             f"differ; largest probability difference {prob_diff:.2e}"
         )
 

@@ -501,7 +501,7 @@ class SpeechStats(_UtteranceFeatures):
         # Cumulative power by 16-bin block, every frame: the last column is the frame's total
         # power (the energy track, and the spectral shape's denominator) and the speech rows
         # serve the roll-off, one matrix product for all three.
-        block_sums = power @ _rolloff_tables(power.shape[1])[0]
+        block_sums = _block_sums(power)
         frame_power = block_sums[:, -1]
         energy = _DB_PER_NEPER * np.log(np.maximum(frame_power, spec.db_amin))
         threshold = energy.max() - cfg.silence_db
@@ -740,6 +740,12 @@ def _rolloff_tables(n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     return up_to_block, within
 
 
+def _block_sums(power: np.ndarray) -> np.ndarray:
+    """Cumulative power up to the end of each 16-bin block, ``(frames, blocks)`` for ``power``
+    of shape ``(frames, bins)``; the last column is each frame's total power."""
+    return power @ _rolloff_tables(power.shape[1])[0]
+
+
 def _rolloff_bins(
     power: np.ndarray, *, fraction: float, block_sums: np.ndarray | None = None
 ) -> np.ndarray:
@@ -750,13 +756,13 @@ def _rolloff_bins(
     (numpy's cumsum took 0.25 ms of a 3 s clip's 1.9 ms here): two small matrix products
     find the 16-bin block where the sum crosses, then the bin inside it. Sums differ from a
     running sum by float32 round-off only, so the bin can move only where the running sum
-    lies within round-off of the threshold. ``block_sums`` (``power @ _rolloff_tables(bins)[0]``)
+    lies within round-off of the threshold. ``block_sums`` (:func:`_block_sums` of ``power``)
     may be passed when the caller already has it.
     """
     frames, n_bins = power.shape
-    up_to_block, within = _rolloff_tables(n_bins)
+    within = _rolloff_tables(n_bins)[1]
     if block_sums is None:
-        block_sums = power @ up_to_block
+        block_sums = _block_sums(power)
     threshold = fraction * block_sums[:, -1:]
     block = np.argmax(block_sums >= threshold, axis=1)
     rows = np.arange(frames)
