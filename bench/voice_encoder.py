@@ -1,0 +1,188 @@
+"""A pretrained voice encoder beside ``speech-stats-v2`` (bench only: the service never sees it).
+
+Every network here so far learnt from the 26 voices of TESS and RAVDESS. Does a network that
+has heard thousands of voices help on unseen ones? The one pretrained speech network that the
+package registries reachable here carry with its weights is Resemblyzer's speaker encoder
+(``resemblyzer==0.1.4`` on PyPI, Apache-2.0): GE2E, a 3-layer LSTM of 256 over 40 mel bands,
+trained for speaker verification. Its utterance embedding (256), and the mean and standard
+deviation over frames of its last layer (256 + 256), go beside the 118 statistics; training is
+the bundled recipe's. Results and reading: docs/accuracy-notes.md, rows in docs/ablation.jsonl.
+
+Export the encoder to ONNX once, with torch and resemblyzer in a venv of their own (they stay
+out of the project's)::
+
+    python3.11 -m venv /tmp/encoder-venv
+    /tmp/encoder-venv/bin/pip install torch==2.13.0 onnx onnxruntime scipy librosa
+    /tmp/encoder-venv/bin/pip install --no-deps resemblyzer==0.1.4
+    /tmp/encoder-venv/bin/python bench/export_voice_encoder.py
+
+then, in the project's venv::
+
+    .venv/bin/python bench/voice_encoder.py ablate [VARIANT ...] [bench/ablation.py's options]
+    .venv/bin/python bench/voice_encoder.py accuracy [bench/accuracy.py's options]
+    .venv/bin/python bench/voice_encoder.py cost
+
+The encoder file is ``$SER_VOICE_ENCODER`` or ``~/.cache/ser/voice-encoder/resemblyzer-ge2e.onnx``;
+its SHA-256 is part of the feature configuration, so the feature cache never mixes encoders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import ablation, accuracy  # noqa: E402
+from service.features import FEATURE_SETS, SpeechStats  # noqa: E402
+from trainer.recipes import RECIPES  # noqa: E402
+
+#: Resemblyzer's own front end (``resemblyzer/hparams.py``, ``audio.py``): power mel of
+#: 25 ms windows every 10 ms at 16 kHz, volume raised (never lowered) to -30 dBFS.
+ENCODER_RATE = 16000
+ENCODER_N_FFT = 400
+ENCODER_HOP = 160
+ENCODER_MELS = 40
+ENCODER_TARGET_DBFS = -30.0
+#: The LSTM needs a few frames to say anything; shorter clips are zero-padded to this.
+ENCODER_MIN_FRAMES = 20
+#: Output groups, in order: utterance embedding, frame mean, frame standard deviation.
+PARTS = ("embedding", "mean", "std")
+HIDDEN = 256
+
+
+def encoder_path() -> Path:
+    default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e.onnx"
+    return Path(os.environ.get("SER_VOICE_ENCODER", default))
+
+
+class StatsWithVoiceEncoder(SpeechStats):
+    """``speech-stats-v2``'s statistics, then the chosen parts of the voice encoder's output."""
+
+    def __init__(self, name: str, parts: tuple[str, ...]) -> None:
+        super().__init__(replace(ablation._V2_CONFIG, name=name))
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown encoder parts {sorted(unknown)}; known: {PARTS}")
+        self.parts = parts
+        self._session: Any = None
+
+    @cached_property
+    def encoder_sha256(self) -> str:
+        path = encoder_path()
+        if not path.exists():
+            sys.exit(f"no voice encoder at {path}: run bench/export_voice_encoder.py first")
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def names(self) -> list[str]:
+        encoded = [f"encoder_{part}{i}" for part in self.parts for i in range(HIDDEN)]
+        return super().names() + encoded
+
+    @property
+    def dim(self) -> int:
+        return len(self.names())
+
+    def encoder_features(self, samples: np.ndarray) -> np.ndarray:
+        """Encoder output of shape ``(256 * len(parts),)`` for 16 kHz mono ``samples``."""
+        import librosa
+
+        if self._session is None:
+            # Created on first use in each extraction worker, one thread each: the workers
+            # are the parallelism.
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                str(encoder_path()), options, providers=["CPUExecutionProvider"]
+            )
+        y = samples.astype(np.float32)
+        dbfs = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) + 1e-12)
+        if dbfs < ENCODER_TARGET_DBFS:
+            y = y * np.float32(10 ** ((ENCODER_TARGET_DBFS - dbfs) / 20))
+        mels = librosa.feature.melspectrogram(
+            y=y, sr=ENCODER_RATE, n_fft=ENCODER_N_FFT, hop_length=ENCODER_HOP, n_mels=ENCODER_MELS
+        ).T
+        if len(mels) < ENCODER_MIN_FRAMES:
+            mels = np.pad(mels, ((0, ENCODER_MIN_FRAMES - len(mels)), (0, 0)))
+        frames, embedding = self._session.run(None, {"mels": mels[None].astype(np.float32)})
+        outputs = {"embedding": embedding[0], "mean": frames[0].mean(0), "std": frames[0].std(0)}
+        return np.concatenate([outputs[part] for part in self.parts]).astype(np.float32)
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        return np.concatenate([super().extract(samples), self.encoder_features(samples)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "voice_encoder": {"source": "resemblyzer==0.1.4", "sha256": self.encoder_sha256},
+            "encoder_parts": list(self.parts),
+        }
+
+
+def register() -> None:
+    """Add the encoder variants to bench/ablation.py's and to the recipes bench/accuracy.py can
+    run (at import, so forked extraction workers know them too; never in ``ser-train``)."""
+    for name, parts in {
+        "v2-voices+encoder": PARTS,
+        # The frame spread alone: the least of the speaker's identity, if any part avoids it.
+        "v2-voices+encoder-std": ("std",),
+    }.items():
+        feature_set = f"v2+encoder-{'-'.join(parts)}"
+        FEATURE_SETS[feature_set] = StatsWithVoiceEncoder(feature_set, parts)
+        ablation.VARIANTS[name] = RECIPES[name] = ablation._bundled_training(name, feature_set)
+
+
+register()
+
+
+def cost(seconds: float, repeats: int) -> None:
+    """Median time of the encoder's features for one clip, one thread."""
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(int(seconds * ENCODER_RATE))).astype(np.float32)
+    feature_set = FEATURE_SETS["v2+encoder-embedding-mean-std"]
+    assert isinstance(feature_set, StatsWithVoiceEncoder)
+    for name, run in {
+        "speech-stats-v2": lambda: SpeechStats.extract(feature_set, clip),
+        "voice encoder (mel + LSTM)": lambda: feature_set.encoder_features(clip),
+    }.items():
+        run()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        print(f"{name}: {1000 * statistics.median(times):.2f} ms median, {seconds:g} s clip")
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command in ("ablate", "accuracy"):
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        (ablation if command == "ablate" else accuracy).main()
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("ablate", help="bench/ablation.py with the encoder variants")
+    sub.add_parser("accuracy", help="bench/accuracy.py with the encoder variants")
+    cost_parser = sub.add_parser("cost", help="time the encoder's features on one thread")
+    cost_parser.add_argument("--seconds", type=float, default=3.0)
+    cost_parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    cost(args.seconds, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
