@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.voice_encoder import HIDDEN, StatsWithVoiceEncoder
+from bench.voice_encoder import HIDDEN, PARTS, StatsWithVoiceEncoder
 from service.features import get_feature_set
 from tests.helpers import tone
 
@@ -55,7 +55,7 @@ def _expected_frames(y: np.ndarray, w: np.ndarray) -> np.ndarray:
 def test_statistics_then_the_encoder_parts_in_their_order(weights: np.ndarray) -> None:
     v2 = get_feature_set("speech-stats-v2")
     y = tone(freq=200.0, noise=0.01)
-    out = StatsWithVoiceEncoder("test-all", ("embedding", "mean", "std")).extract(y)
+    out = StatsWithVoiceEncoder("test-all", PARTS).extract(y)
     std_only = StatsWithVoiceEncoder("test-std", ("std",))
     assert out.shape == (v2.dim + 3 * HIDDEN,)
     assert std_only.dim == len(std_only.names()) == v2.dim + HIDDEN
@@ -88,6 +88,20 @@ def test_the_configuration_names_the_encoder_file_by_content(
     second = StatsWithVoiceEncoder("test-std", ("std",)).to_dict()
     assert first["voice_encoder"]["sha256"] != second["voice_encoder"]["sha256"]
     assert first["encoder_parts"] == ["std"]
+
+
+def test_the_int8_encoder_is_made_beside_the_float_one_and_close_to_it(
+    weights: np.ndarray, tmp_path: Path
+) -> None:
+    y = tone(freq=200.0, noise=0.01)
+    float32 = StatsWithVoiceEncoder("test-all", PARTS)
+    int8 = StatsWithVoiceEncoder("test-all-int8", PARTS, int8=True)
+    assert int8.encoder_file() == tmp_path / "encoder-int8.onnx"
+    assert int8.to_dict()["voice_encoder"] != float32.to_dict()["voice_encoder"]
+    assert (tmp_path / "encoder-int8.onnx").exists()
+    exact, quantised = float32.encoder_features(y), int8.encoder_features(y)
+    assert not np.array_equal(exact, quantised)
+    np.testing.assert_allclose(quantised, exact, atol=0.05 * np.abs(exact).max())
 
 
 def test_unknown_parts_are_refused() -> None:
