@@ -151,7 +151,8 @@ class StatsWithVoiceEncoder(SpeechStats):
 
 def register() -> None:
     """Add the encoder variants to bench/ablation.py's and to the recipes bench/accuracy.py can
-    run (at import, so forked extraction workers know them too; never in ``ser-train``)."""
+    run. Called by main() before any extraction worker is forked, so the workers know them
+    too; not at import, so that importing this module (the tests do) changes no registry."""
     for name, parts, int8 in (
         ("v2-voices+encoder", PARTS, False),
         # Without the d-vector, which is trained to be the speaker's identity.
@@ -171,9 +172,6 @@ def register() -> None:
         )
         recipe = Recipe(name, feature_set, bundled.config, description)
         ablation.VARIANTS[name] = RECIPES[name] = recipe
-
-
-register()
 
 
 def cost(seconds: float, repeats: int) -> None:
@@ -199,6 +197,7 @@ def cost(seconds: float, repeats: int) -> None:
 
 
 def main() -> None:
+    register()
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command in ("ablate", "accuracy"):
         # The reports quote sys.argv as their command: keep the subcommand in it.

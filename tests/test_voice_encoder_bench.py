@@ -4,6 +4,7 @@ its outputs in the order its names claim (a tiny stand-in encoder made here; no 
 from __future__ import annotations
 
 from pathlib import Path
+from unittest.mock import patch
 
 import librosa
 import numpy as np
@@ -11,9 +12,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.voice_encoder import HIDDEN, PARTS, StatsWithVoiceEncoder
-from service.features import get_feature_set
+from bench import ablation
+from bench.voice_encoder import HIDDEN, PARTS, StatsWithVoiceEncoder, register
+from service.features import FEATURE_SETS, get_feature_set
 from tests.helpers import tone
+from trainer.recipes import RECIPES
 
 
 def _write_encoder(path: Path, weights: np.ndarray) -> None:
@@ -107,3 +110,16 @@ def test_the_int8_encoder_is_made_beside_the_float_one_and_close_to_it(
 def test_unknown_parts_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown encoder parts"):
         StatsWithVoiceEncoder("test-bad", ("pitch",))
+
+
+def test_variants_are_registered_by_the_command_not_by_importing_it() -> None:
+    # Importing it must not add feature sets that need an encoder file to every test that
+    # runs over the registry.
+    assert not [name for name in FEATURE_SETS if "encoder" in name]
+    with patch.dict(FEATURE_SETS), patch.dict(RECIPES), patch.dict(ablation.VARIANTS):
+        register()
+        recipe = RECIPES["v2-voices+encoder-int8"]
+        assert ablation.VARIANTS["v2-voices+encoder-int8"] is recipe
+        feature_set = FEATURE_SETS[recipe.feature_set]
+        assert isinstance(feature_set, StatsWithVoiceEncoder) and feature_set.int8
+        assert recipe.config == RECIPES["speech-stats-v2-voices"].config
