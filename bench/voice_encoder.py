@@ -21,6 +21,7 @@ then, in the project's venv::
     .venv/bin/python bench/voice_encoder.py ablate [VARIANT ...] [bench/ablation.py's options]
     .venv/bin/python bench/voice_encoder.py accuracy [bench/accuracy.py's options]
     .venv/bin/python bench/voice_encoder.py cost
+    .venv/bin/python bench/voice_encoder.py fidelity [--every 20]
 
 The encoder file is ``$SER_VOICE_ENCODER`` or ``~/.cache/ser/voice-encoder/resemblyzer-ge2e.onnx``;
 its SHA-256 is part of the feature configuration, so the feature cache never mixes encoders.
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ablation, accuracy  # noqa: E402
 from service.features import FEATURE_SETS, SpeechStats  # noqa: E402
+from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.recipes import RECIPES, Recipe  # noqa: E402
 
 #: Resemblyzer's own front end (``resemblyzer/hparams.py``, ``audio.py``): power mel of
@@ -196,6 +198,28 @@ def cost(seconds: float, repeats: int) -> None:
         print(f"{name}: {1000 * statistics.median(times):.2f} ms median, {seconds:g} s clip")
 
 
+def fidelity(data_root: Path, every: int) -> None:
+    """How closely the int8 encoder's outputs follow the float one's on corpus clips: the
+    correlation over each part's 256 values, per clip."""
+    import soundfile as sf
+
+    float32, int8 = (StatsWithVoiceEncoder(f"fidelity{i}", PARTS, int8=i == 1) for i in (0, 1))
+    clips = read_tess(data_root / "tess")[::every] + read_ravdess(data_root / "ravdess")[::every]
+    correlations: dict[str, list[float]] = {part: [] for part in PARTS}
+    for clip in clips:
+        samples, _ = sf.read(clip.path, dtype="float32")
+        exact, quantised = float32.encoder_features(samples), int8.encoder_features(samples)
+        for i, part in enumerate(PARTS):
+            span = slice(i * HIDDEN, (i + 1) * HIDDEN)
+            correlations[part].append(float(np.corrcoef(exact[span], quantised[span])[0, 1]))
+    for part, values in correlations.items():
+        low, median, high = np.percentile(values, [0, 50, 100])
+        print(
+            f"{part}: correlation int8 vs float over {len(values)} clips: "
+            f"min {low:.2f}, median {median:.2f}, max {high:.2f}"
+        )
+
+
 def main() -> None:
     register()
     command = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -213,8 +237,14 @@ def main() -> None:
     cost_parser = sub.add_parser("cost", help="time the encoder's features on one thread")
     cost_parser.add_argument("--seconds", type=float, default=3.0)
     cost_parser.add_argument("--repeats", type=int, default=50)
+    fidelity_parser = sub.add_parser("fidelity", help="int8 encoder against the float one")
+    fidelity_parser.add_argument("--data-root", type=Path, default=default_data_root())
+    fidelity_parser.add_argument("--every", type=int, default=20, help="every Nth clip")
     args = parser.parse_args()
-    cost(args.seconds, args.repeats)
+    if args.command == "fidelity":
+        fidelity(args.data_root, args.every)
+    else:
+        cost(args.seconds, args.repeats)
 
 
 if __name__ == "__main__":
