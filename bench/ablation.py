@@ -114,8 +114,8 @@ class _BothGates(SpeechStats):
         return {**super().to_dict(), "both_gates": True}
 
 
-def _bundled_training(name: str, feature_set: str) -> Recipe:
-    return Recipe(name, feature_set, RECIPES["speech-stats-v2-voices"].config, name)
+def _bundled_training(name: str, feature_set: str, description: str | None = None) -> Recipe:
+    return Recipe(name, feature_set, RECIPES["speech-stats-v2-voices"].config, description or name)
 
 
 def _bundled_plus(name: str, *augmentations: str) -> Recipe:

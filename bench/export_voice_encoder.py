@@ -15,14 +15,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-import torch
-from resemblyzer.voice_encoder import VoiceEncoder
 
 N_MELS = 40
 
 
-def default_path() -> Path:
+def encoder_path() -> Path:
+    """Where the exported encoder goes, and where bench/voice_encoder.py reads it."""
     default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e.onnx"
     return Path(os.environ.get("SER_VOICE_ENCODER", default))
 
@@ -30,6 +28,12 @@ def default_path() -> Path:
 def export(out: Path) -> None:
     """Resemblyzer's encoder as ONNX: ``mels (batch, time, 40)`` -> ``frames (batch, time,
     256)`` (the last LSTM layer) and ``embedding (batch, 256)`` (its L2-normalised d-vector)."""
+    # Imported here: bench/voice_encoder.py imports this module for encoder_path() in the
+    # project's venv, which has neither.
+    import onnxruntime as ort
+    import torch
+    from resemblyzer.voice_encoder import VoiceEncoder
+
     encoder = VoiceEncoder("cpu", verbose=False).eval()
 
     class Outputs(torch.nn.Module):
@@ -69,7 +73,7 @@ def export(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=default_path())
+    parser.add_argument("--out", type=Path, default=encoder_path())
     export(parser.parse_args().out)
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import statistics
 import sys
 import time
@@ -47,9 +46,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ablation, accuracy  # noqa: E402
+from bench.export_voice_encoder import encoder_path  # noqa: E402
 from service.features import FEATURE_SETS, SpeechStats  # noqa: E402
 from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
-from trainer.recipes import RECIPES, Recipe  # noqa: E402
+from trainer.recipes import RECIPES  # noqa: E402
 
 #: Resemblyzer's own front end (``resemblyzer/hparams.py``, ``audio.py``): power mel of
 #: 25 ms windows every 10 ms at 16 kHz, volume raised (never lowered) to -30 dBFS.
@@ -63,11 +63,6 @@ ENCODER_MIN_FRAMES = 20
 #: Output groups, in order: utterance embedding, frame mean, frame standard deviation.
 PARTS = ("embedding", "mean", "std")
 HIDDEN = 256
-
-
-def encoder_path() -> Path:
-    default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e.onnx"
-    return Path(os.environ.get("SER_VOICE_ENCODER", default))
 
 
 def int8_encoder_path() -> Path:
@@ -108,10 +103,6 @@ class StatsWithVoiceEncoder(SpeechStats):
     def names(self) -> list[str]:
         encoded = [f"encoder_{part}{i}" for part in self.parts for i in range(HIDDEN)]
         return super().names() + encoded
-
-    @property
-    def dim(self) -> int:
-        return len(self.names())
 
     def encoder_features(self, samples: np.ndarray) -> np.ndarray:
         """Encoder output of shape ``(256 * len(parts),)`` for 16 kHz mono ``samples``."""
@@ -166,13 +157,12 @@ def register() -> None:
     ):
         feature_set = f"v2+encoder-{'-'.join(parts)}{'-int8' if int8 else ''}"
         FEATURE_SETS[feature_set] = StatsWithVoiceEncoder(feature_set, parts, int8=int8)
-        bundled = RECIPES["speech-stats-v2-voices"]
         description = (
             f"speech-stats-v2 plus Resemblyzer's pretrained speaker encoder"
             f"{' (int8)' if int8 else ''} ({', '.join(parts)} "
             f"of its last layer; bench/voice_encoder.py), with the bundled recipe's training"
         )
-        recipe = Recipe(name, feature_set, bundled.config, description)
+        recipe = ablation._bundled_training(name, feature_set, description)
         ablation.VARIANTS[name] = RECIPES[name] = recipe
 
 
