@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
+import os
+import threading
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -786,11 +790,203 @@ def _validated(samples: np.ndarray) -> np.ndarray:
     return y
 
 
-FeatureSet = MfccStats | SpeechStats
+#: Where the pretrained encoders that feature sets run live: inside the package, so the
+#: weights are versioned with the code that feeds them and installed wherever it is.
+ENCODER_DIR = Path(__file__).resolve().parent / "encoders"
+
+
+@dataclass(frozen=True)
+class VoiceEncoderConfig:
+    """A pretrained frame encoder (ONNX) and the front end it was trained on.
+
+    The default is Resemblyzer's GE2E speaker encoder (``resemblyzer==0.1.4``, Apache-2.0; a
+    3-layer LSTM of 256 over 40 power-mel bands of 25 ms every 10 ms, trained for speaker
+    verification on thousands of voices), exported by ``bench/export_voice_encoder.py``.
+    Its SHA-256 is part of the configuration, so a model trained on one encoder file is
+    refused by a service holding another.
+    """
+
+    file: str = "resemblyzer-ge2e.onnx"
+    sha256: str = "c50b874a06bb7f8e8030b00450801589705951a87d63c3f20996a12a2cc9f274"
+    source: str = "resemblyzer==0.1.4 VoiceEncoder (GE2E), Apache-2.0"
+    #: Resemblyzer's ``wav_to_mel_spectrogram``: librosa's melspectrogram, power, no dB.
+    spectral: SpectralConfig = SpectralConfig(
+        n_fft=400, win_length=400, hop_length=160, n_mels=40, top_db=None
+    )
+    #: Resemblyzer's ``normalize_volume(wav, -30, increase_only=True)``.
+    target_dbfs: float = -30.0
+    #: The LSTM needs a few frames to say anything; shorter clips are zero-padded to this.
+    min_frames: int = 20
+    hidden: int = 256
+    #: Output groups, in order: the utterance embedding (the d-vector), and the mean and the
+    #: standard deviation over frames of the last layer.
+    parts: tuple[str, ...] = ("embedding", "mean", "std")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["parts"] = list(self.parts)
+        return out
+
+
+_ENCODER_PARTS = ("embedding", "mean", "std")
+
+
+class VoiceEncoder:
+    """Runs a :class:`VoiceEncoderConfig`'s network on audio; output ``(hidden * parts,)``."""
+
+    def __init__(self, config: VoiceEncoderConfig) -> None:
+        unknown = set(config.parts) - set(_ENCODER_PARTS)
+        if unknown or not config.parts:
+            raise FeatureError(f"encoder parts must be among {_ENCODER_PARTS}, not {config.parts}")
+        self.config = config
+        self.frontend = SpectralFrontend(config.spectral, n_mfcc=0)
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._session_pid = -1
+
+    @property
+    def path(self) -> Path:
+        return ENCODER_DIR / self.config.file
+
+    @property
+    def dim(self) -> int:
+        return self.config.hidden * len(self.config.parts)
+
+    def session(self) -> Any:
+        """The onnxruntime session, made on first use in each process (a session does not
+        survive a fork, and the trainer's extraction workers are forked).
+
+        Raises :class:`FeatureError` if the file is missing or is not the configured one.
+        """
+        if self._session is not None and self._session_pid == os.getpid():
+            return self._session
+        with self._lock:
+            if self._session is None or self._session_pid != os.getpid():
+                import onnxruntime as ort  # noqa: PLC0415 - only feature sets with an encoder
+
+                try:
+                    data = self.path.read_bytes()
+                except OSError as exc:
+                    raise FeatureError(f"voice encoder not readable: {exc}") from exc
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != self.config.sha256:
+                    raise FeatureError(
+                        f"voice encoder {self.path} has SHA-256 {digest}, but this feature set "
+                        f"was defined on {self.config.sha256}: features would drift"
+                    )
+                options = ort.SessionOptions()
+                # One clip's LSTM is sequential work: the parallelism is the server's workers
+                # (and the trainer's processes), as for the other features.
+                options.intra_op_num_threads = options.inter_op_num_threads = 1
+                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                self._session = ort.InferenceSession(
+                    data, options, providers=["CPUExecutionProvider"]
+                )
+                self._session_pid = os.getpid()
+        return self._session
+
+    def mel_power(self, samples: np.ndarray) -> np.ndarray:
+        """The encoder's input: power mel frames ``(frames, n_mels)`` of the clip with its
+        volume raised (never lowered) to the target level."""
+        y = _validated(samples)
+        mean_square = float(np.dot(y, y)) / y.shape[0]
+        dbfs = _DB_PER_NEPER * math.log(mean_square + 1e-12)
+        if dbfs < self.config.target_dbfs:
+            y = y * np.float32(10.0 ** ((self.config.target_dbfs - dbfs) / 20.0))
+        return np.ascontiguousarray(self.frontend.mel_power(self.frontend._power(y)))
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Encoder outputs of shape ``(dim,)``, float32, for mono ``samples`` ``(n,)``."""
+        mels = self.mel_power(samples)
+        if mels.shape[0] < self.config.min_frames:
+            mels = np.pad(mels, ((0, self.config.min_frames - mels.shape[0]), (0, 0)))
+        frames, embedding = self.session().run(None, {"mels": mels[None].astype(np.float32)})
+        means, stds = _column_mean_std(frames[0].astype(np.float64))
+        outputs = {"embedding": embedding[0], "mean": means, "std": stds}
+        return np.concatenate([outputs[part] for part in self.config.parts]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StatsWithEncoderConfig:
+    """Utterance statistics, then a pretrained encoder's pooled outputs."""
+
+    name: str
+    version: int
+    statistics: SpeechStatsConfig
+    encoder: VoiceEncoderConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "speech-stats+voice-encoder",
+            "name": self.name,
+            "version": self.version,
+            "statistics": self.statistics.to_dict(),
+            "encoder": self.encoder.to_dict(),
+        }
+
+
+class StatsWithEncoder:
+    """:class:`SpeechStats` followed by :class:`VoiceEncoder` outputs, shape ``(dim,)``.
+
+    Ten times the statistics' cost (an LSTM over every 10 ms frame): the features of an
+    opt-in model for when accuracy on many voices matters more than throughput.
+    """
+
+    def __init__(self, config: StatsWithEncoderConfig) -> None:
+        self.config = config
+        self.statistics = SpeechStats(config.statistics)
+        self.encoder = VoiceEncoder(config.encoder)
+        # The statistics' front end: what callers that inspect a feature set's spectra see.
+        self.frontend = self.statistics.frontend
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.statistics.spectral.sample_rate
+
+    @property
+    def dim(self) -> int:
+        return self.statistics.dim + self.encoder.dim
+
+    def names(self) -> list[str]:
+        hidden = self.config.encoder.hidden
+        encoded = [f"encoder_{p}{i}" for p in self.config.encoder.parts for i in range(hidden)]
+        return self.statistics.names() + encoded
+
+    def prepare(self) -> None:
+        """Load the encoder now (and check its file), not on the first clip."""
+        self.encoder.session()
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Feature vector of shape ``(dim,)``, float32, for mono ``samples`` of shape ``(n,)``."""
+        return np.concatenate([self.statistics.extract(samples), self.encoder.extract(samples)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+
+FeatureSet = MfccStats | SpeechStats | StatsWithEncoder
 
 #: 25 ms windows every 10 ms, the speech standard.
 _SPEECH_FRONT_END = SpectralConfig(
     n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
+)
+
+# Version 2: the same statistics as version 1 at about 60% of the cost (bench/speed.py: pitch
+# at 8 kHz on speech frames every 20 ms, flatness over mel bands), plus voicing strength, F0
+# movement and a noise-floor test in the speech gate.
+_SPEECH_STATS_V2 = SpeechStatsConfig(
+    name="speech-stats-v2",
+    version=2,
+    spectral=_SPEECH_FRONT_END,
+    pitch_rate=8000,
+    pitch_hop=320,
+    flatness_on="mel",
+    voice_quality=True,
+    floor_margin_db=6.0,
 )
 
 #: The registry. A model names its feature set; the service looks it up here.
@@ -807,19 +1003,16 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             spectral=_SPEECH_FRONT_END,
         )
     ),
-    # Version 2: the same statistics at about 60% of the cost (bench/speed.py: pitch at 8 kHz
-    # on speech frames every 20 ms, flatness over mel bands), plus voicing strength, F0
-    # movement and a noise-floor test in the speech gate.
-    "speech-stats-v2": SpeechStats(
-        SpeechStatsConfig(
-            name="speech-stats-v2",
-            version=2,
-            spectral=_SPEECH_FRONT_END,
-            pitch_rate=8000,
-            pitch_hop=320,
-            flatness_on="mel",
-            voice_quality=True,
-            floor_margin_db=6.0,
+    "speech-stats-v2": SpeechStats(_SPEECH_STATS_V2),
+    # speech-stats-v2, then Resemblyzer's pretrained speaker encoder (d-vector, frame mean and
+    # spread of its last layer): +10 points on unseen RAVDESS actors, at ten times the cost
+    # (docs/accuracy-notes.md). The features of the opt-in models/ser-accurate.onnx.
+    "speech-stats-v2+ge2e": StatsWithEncoder(
+        StatsWithEncoderConfig(
+            name="speech-stats-v2+ge2e",
+            version=1,
+            statistics=_SPEECH_STATS_V2,
+            encoder=VoiceEncoderConfig(),
         )
     ),
 }

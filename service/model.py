@@ -12,7 +12,13 @@ import numpy as np
 import onnxruntime as ort
 
 from service import contract
-from service.features import FeatureError, FeatureSet, config_fingerprint, get_feature_set
+from service.features import (
+    FeatureError,
+    FeatureSet,
+    StatsWithEncoder,
+    config_fingerprint,
+    get_feature_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +118,9 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     ModelContractError
         If the file is missing or unreadable, lacks contract metadata, names an unknown
         feature set, records a feature configuration different from this service's, uses
-        labels outside :data:`service.contract.EMOTIONS`, or has input/output shapes that
-        disagree with its feature set and labels.
+        labels outside :data:`service.contract.EMOTIONS`, has input/output shapes that
+        disagree with its feature set and labels, or needs a pretrained encoder whose file is
+        missing or not the one its features were defined on.
     """
     path = Path(path)
     if not path.is_file():
@@ -156,6 +163,13 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
             f"{recorded_config}, but this service computes {feature_set.to_dict()}: "
             "features would drift; retrain or upgrade the service"
         )
+    if isinstance(feature_set, StatsWithEncoder):
+        # At load, not on the first request: a missing or different encoder file refuses the
+        # model the way a drifted configuration does.
+        try:
+            feature_set.prepare()
+        except FeatureError as exc:
+            raise ModelContractError(f"{path}: {exc}") from exc
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
         raise ModelContractError(f"{path} must have one input and one output")

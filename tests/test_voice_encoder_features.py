@@ -1,0 +1,163 @@
+"""The ``speech-stats-v2+ge2e`` feature set: the statistics, then a pretrained speaker encoder
+shipped in ``service/encoders`` (the features of the opt-in ``models/ser-accurate.onnx``)."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service import features
+from service.app import create_app
+from service.contract import EMOTIONS
+from service.features import (
+    FEATURE_SETS,
+    FeatureError,
+    StatsWithEncoder,
+    VoiceEncoder,
+    VoiceEncoderConfig,
+    get_feature_set,
+)
+from service.model import ModelContractError, load_model
+from service.settings import Settings
+from tests.helpers import encode, make_onnx_model, tone
+
+ENCODER_SET = "speech-stats-v2+ge2e"
+
+
+def _voice(freq: float = 180.0, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """A tone whose pitch glides, with pauses: enough structure for the LSTM to react to."""
+    y = tone(freq=freq, seconds=seconds, seed=seed)
+    t = np.arange(y.shape[0]) / 16_000
+    return (y * (np.sin(2 * np.pi * 2.0 * t) > -0.3)).astype(np.float32)
+
+
+def _dbfs(y: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(y.astype(np.float64) ** 2)))
+
+
+def test_the_encoder_front_end_is_resemblyzers_librosa_mel() -> None:
+    """Resemblyzer computes ``librosa.feature.melspectrogram(n_fft=400, hop_length=160,
+    n_mels=40)``; the encoder only means what it learnt on that input."""
+    encoder = get_feature_set(ENCODER_SET).encoder
+    y = _voice()  # louder than -30 dBFS, so not rescaled
+    assert _dbfs(y) > -30
+    reference = librosa.feature.melspectrogram(
+        y=y, sr=16_000, n_fft=400, hop_length=160, n_mels=40
+    ).T
+    ours = encoder.mel_power(y)
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * reference.max())
+
+
+def test_quiet_clips_are_raised_to_the_target_level_and_loud_ones_are_kept() -> None:
+    encoder = get_feature_set(ENCODER_SET).encoder
+    y = _voice()
+    at_target = y * np.float32(10 ** ((-30.0 - _dbfs(y)) / 20))
+    quiet = y * np.float32(1e-3)  # about -70 dBFS
+    np.testing.assert_allclose(
+        encoder.mel_power(quiet), encoder.mel_power(at_target), rtol=1e-3, atol=1e-9
+    )
+    # Never lowered: a loud clip and the same clip at -30 dBFS reach the LSTM differently.
+    assert not np.allclose(encoder.mel_power(y), encoder.mel_power(at_target), rtol=0.1)
+    np.testing.assert_allclose(
+        encoder.extract(quiet), encoder.extract(at_target), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_statistics_come_first_then_the_encoder_parts_in_order() -> None:
+    fs = get_feature_set(ENCODER_SET)
+    assert isinstance(fs, StatsWithEncoder)
+    y = _voice()
+    vector = fs.extract(y)
+    stats = FEATURE_SETS["speech-stats-v2"].extract(y)
+    assert vector.shape == (fs.dim,) == (len(fs.names()),) == (stats.shape[0] + 3 * 256,)
+    np.testing.assert_array_equal(vector[: stats.shape[0]], stats)
+    embedding, mean, std = np.split(vector[stats.shape[0] :], 3)
+    # The d-vector is L2-normalised by the encoder; a spread is never negative.
+    assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-4)
+    assert (std >= 0).all() and std.max() > 0
+    assert fs.names()[stats.shape[0]] == "encoder_embedding0"
+    assert fs.names()[-1] == "encoder_std255"
+    # The encoder hears the difference between a low and a high voice.
+    other = fs.extract(_voice(freq=320.0, seed=1))[stats.shape[0] :]
+    assert np.abs(other - vector[stats.shape[0] :]).max() > 0.05
+    assert not np.allclose(mean, other[256:512])
+
+
+def test_the_configuration_records_the_shipped_encoder_file() -> None:
+    config = get_feature_set(ENCODER_SET).to_dict()
+    shipped = features.ENCODER_DIR / config["encoder"]["file"]
+    assert config["encoder"]["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert config["statistics"] == FEATURE_SETS["speech-stats-v2"].to_dict()
+    assert config["encoder"]["parts"] == ["embedding", "mean", "std"]
+
+
+def test_a_missing_or_different_encoder_file_is_refused(tmp_path: Path) -> None:
+    shipped = features.ENCODER_DIR / VoiceEncoderConfig().file
+    tampered = tmp_path / "tampered.onnx"
+    data = bytearray(shipped.read_bytes())
+    data[-1] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(FeatureError, match="SHA-256"):
+        VoiceEncoder(replace(VoiceEncoderConfig(), file=str(tampered))).session()
+    with pytest.raises(FeatureError, match="not readable"):
+        VoiceEncoder(replace(VoiceEncoderConfig(), file=str(tmp_path / "absent.onnx"))).session()
+    with pytest.raises(FeatureError, match="parts"):
+        VoiceEncoder(replace(VoiceEncoderConfig(), parts=("pitch",)))
+
+
+def _extract_in_child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(get_feature_set(ENCODER_SET).extract(_voice()))
+
+
+def test_a_forked_worker_makes_its_own_session() -> None:
+    """The trainer's extraction workers are forked from a process that may already hold a
+    session; each must get a working one (and the same features)."""
+    fs = get_feature_set(ENCODER_SET)
+    here = fs.extract(_voice())
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_extract_in_child, args=(queue,))
+    child.start()
+    there = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(here, there)
+
+
+def test_a_model_on_encoder_features_is_served(tmp_path: Path) -> None:
+    model_path = make_onnx_model(tmp_path / "accurate.onnx", feature_set=ENCODER_SET)
+    settings = Settings(model_path=model_path, max_audio_seconds=5.0)
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/predict", files={"file": ("clip.wav", encode(_voice()), "audio/wav")}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body["probabilities"]) == set(EMOTIONS)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_model_is_refused_at_load_when_the_service_holds_another_encoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_path = make_onnx_model(tmp_path / "accurate.onnx", feature_set=ENCODER_SET)
+    swapped = tmp_path / "encoders"
+    swapped.mkdir()
+    shutil.copy(features.ENCODER_DIR / VoiceEncoderConfig().file, swapped)
+    with (swapped / VoiceEncoderConfig().file).open("ab") as handle:
+        handle.write(b"\0")
+    monkeypatch.setattr(features, "ENCODER_DIR", swapped)
+    # A fresh feature set: the registered one may already hold a session from other tests.
+    fresh = StatsWithEncoder(get_feature_set(ENCODER_SET).config)  # type: ignore[arg-type]
+    monkeypatch.setitem(FEATURE_SETS, ENCODER_SET, fresh)
+    with pytest.raises(ModelContractError, match="SHA-256"):
+        load_model(model_path)
