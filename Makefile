@@ -10,7 +10,7 @@ MODEL  ?= models/ser-default.onnx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-container train lint bench-accuracy bench-speed clean
+.PHONY: run test test-container train train-accurate lint bench-accuracy bench-speed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,10 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[trainer,dev]"
 	@touch $@ $(VENV)/.service
 
+# make run MODEL=models/ser-accurate.onnx serves the opt-in accurate model instead.
 run: $(VENV)/.service  ## serve the bundled model on http://$(HOST):$(PORT)
-	SER_HOST=$${SER_HOST:-$(HOST)} SER_PORT=$${SER_PORT:-$(PORT)} $(BIN)/ser-serve
+	SER_HOST=$${SER_HOST:-$(HOST)} SER_PORT=$${SER_PORT:-$(PORT)} \
+	  SER_MODEL_PATH=$${SER_MODEL_PATH:-$(MODEL)} $(BIN)/ser-serve
 
 test: $(VENV)/.dev  ## install the test extras, lint, type-check and run the suite
 	$(BIN)/ruff check service trainer tests bench
@@ -39,6 +41,10 @@ test-container: $(VENV)/.dev  ## build the service image and test it running (ne
 
 train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
 	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
+
+train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained encoder) from $(DATA)
+	$(BIN)/ser-train --data-root $(DATA) --recipe speech-stats-v2-voices-ge2e \
+	  --name ser-accurate --out models/ser-accurate.onnx
 
 bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside ours) -> docs/accuracy.*
 	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)

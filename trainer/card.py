@@ -92,6 +92,19 @@ def _ensemble(config: TrainConfig) -> str:
     )
 
 
+def _encoder_licence(metadata: dict[str, str]) -> list[str]:
+    """The pretrained encoder a feature set runs, if any: its own licence travels too."""
+    encoder = json.loads(metadata[contract.KEY_FEATURE_CONFIG]).get("encoder")
+    if not encoder:
+        return []
+    return [
+        f"Pretrained component: {encoder['source']} (weights in `service/encoders/"
+        f"{encoder['file']}`, SHA-256 `{encoder['sha256'][:16]}…`; licence text in "
+        "`service/encoders/LICENSE-resemblyzer`). Its licence permits commercial use; the "
+        "corpora above do not."
+    ]
+
+
 def write_card(
     path: Path,
     *,
@@ -107,7 +120,7 @@ def write_card(
         f"{KNOWN_LICENCES.get(name, 'Licence: as given by its owner.')}"
         for name, info in data["corpora"].items()
     )
-    extra = "\n".join(f"- {line}" for line in licences)
+    extra = "\n".join(f"- {line}" for line in [*licences, *_encoder_licence(metadata)])
     text = f"""# Model card: {metadata[contract.KEY_MODEL_NAME]}
 
 - Version: `{metadata[contract.KEY_MODEL_VERSION]}` (created {metadata[contract.KEY_CREATED]})
