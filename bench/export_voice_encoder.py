@@ -1,11 +1,16 @@
-"""Export Resemblyzer's pretrained speaker encoder to ONNX for bench/voice_encoder.py.
+"""Export Resemblyzer's pretrained speaker encoder to ONNX: how the encoder the service ships
+(``service/encoders/resemblyzer-ge2e.onnx``, used by the ``speech-stats-v2+ge2e`` feature set)
+was made, and how to remake it. The export is deterministic: the same file, byte for byte.
 
-Runs in a venv with torch and resemblyzer, not the project's (see bench/voice_encoder.py)::
+Runs in a venv with torch and resemblyzer, not the project's::
 
+    python3.11 -m venv /tmp/encoder-venv
+    /tmp/encoder-venv/bin/pip install torch==2.13.0 onnx onnxruntime scipy librosa
+    /tmp/encoder-venv/bin/pip install --no-deps resemblyzer==0.1.4
     /tmp/encoder-venv/bin/python bench/export_voice_encoder.py [--out PATH]
 
-The default path is where bench/voice_encoder.py looks: ``$SER_VOICE_ENCODER`` or
-``~/.cache/ser/voice-encoder/resemblyzer-ge2e.onnx``.
+``--out`` defaults to ``$SER_VOICE_ENCODER`` or the shipped file. A file with other bytes is
+refused by the feature set (its SHA-256 is in the configuration models are trained on).
 """
 
 from __future__ import annotations
@@ -17,19 +22,18 @@ from pathlib import Path
 import numpy as np
 
 N_MELS = 40
+SHIPPED = Path(__file__).resolve().parent.parent / "service" / "encoders" / "resemblyzer-ge2e.onnx"
 
 
 def encoder_path() -> Path:
-    """Where the exported encoder goes, and where bench/voice_encoder.py reads it."""
-    default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e.onnx"
-    return Path(os.environ.get("SER_VOICE_ENCODER", default))
+    """Where the export goes by default."""
+    return Path(os.environ.get("SER_VOICE_ENCODER", SHIPPED))
 
 
 def export(out: Path) -> None:
     """Resemblyzer's encoder as ONNX: ``mels (batch, time, 40)`` -> ``frames (batch, time,
     256)`` (the last LSTM layer) and ``embedding (batch, 256)`` (its L2-normalised d-vector)."""
-    # Imported here: bench/voice_encoder.py imports this module for encoder_path() in the
-    # project's venv, which has neither.
+    # Imported here, so that --help works without torch (the project venv has none).
     import onnxruntime as ort
     import torch
     from resemblyzer.voice_encoder import VoiceEncoder

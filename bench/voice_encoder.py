@@ -1,153 +1,98 @@
-"""A pretrained voice encoder beside ``speech-stats-v2`` (bench only: the service never sees it).
+"""Variants of the pretrained voice encoder beside ``speech-stats-v2`` (bench only).
 
-Every network here so far learnt from the 26 voices of TESS and RAVDESS. Does a network that
-has heard thousands of voices help on unseen ones? The one pretrained speech network that the
-package registries reachable here carry with its weights is Resemblyzer's speaker encoder
-(``resemblyzer==0.1.4`` on PyPI, Apache-2.0): GE2E, a 3-layer LSTM of 256 over 40 mel bands,
-trained for speaker verification. Its utterance embedding (256), and the mean and standard
-deviation over frames of its last layer (256 + 256), go beside the 118 statistics; training is
-the bundled recipe's. Results and reading: docs/accuracy-notes.md, rows in docs/ablation.jsonl.
-
-Export the encoder to ONNX once, with torch and resemblyzer in a venv of their own (they stay
-out of the project's)::
-
-    python3.11 -m venv /tmp/encoder-venv
-    /tmp/encoder-venv/bin/pip install torch==2.13.0 onnx onnxruntime scipy librosa
-    /tmp/encoder-venv/bin/pip install --no-deps resemblyzer==0.1.4
-    /tmp/encoder-venv/bin/python bench/export_voice_encoder.py
-
-then, in the project's venv::
+The encoder is Resemblyzer's GE2E speaker encoder (``resemblyzer==0.1.4`` on PyPI,
+Apache-2.0; a 3-layer LSTM of 256 over 40 mel bands, trained for speaker verification), shipped
+as ``service/encoders/resemblyzer-ge2e.onnx`` and run by the ``speech-stats-v2+ge2e`` feature
+set of ``service/features.py`` (the opt-in ``models/ser-accurate.onnx``). This script runs that
+feature set's variants the service does not serve: subsets of the encoder's outputs, and the
+encoder under onnxruntime's dynamic int8 quantisation. Results and reading:
+docs/accuracy-notes.md, rows in docs/ablation.jsonl. (The rows before the encoder moved into
+the service came from a copy of its front end on librosa; the service's gives the same features
+within 5e-6, checked on corpus clips.)
 
     .venv/bin/python bench/voice_encoder.py ablate [VARIANT ...] [bench/ablation.py's options]
     .venv/bin/python bench/voice_encoder.py accuracy [bench/accuracy.py's options]
     .venv/bin/python bench/voice_encoder.py cost
     .venv/bin/python bench/voice_encoder.py fidelity [--every 20]
 
-The encoder file is ``$SER_VOICE_ENCODER`` or ``~/.cache/ser/voice-encoder/resemblyzer-ge2e.onnx``;
-its SHA-256 is part of the feature configuration, so the feature cache never mixes encoders.
-The ``-int8`` variant runs onnxruntime's dynamic int8 quantisation of it, written beside it as
-``*-int8.onnx`` on first use.
+The int8 encoder is written to ``$SER_VOICE_ENCODER_INT8`` or
+``~/.cache/ser/voice-encoder/resemblyzer-ge2e-int8.onnx`` on first use; its SHA-256 goes into
+the variant's feature configuration, so the feature cache never mixes encoders.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import sys
 import time
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ablation, accuracy  # noqa: E402
-from bench.export_voice_encoder import encoder_path  # noqa: E402
-from service.features import FEATURE_SETS, SpeechStats  # noqa: E402
+from service import features  # noqa: E402
+from service.features import (  # noqa: E402
+    FEATURE_SETS,
+    StatsWithEncoder,
+    VoiceEncoderConfig,
+)
 from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.recipes import RECIPES  # noqa: E402
 
-#: Resemblyzer's own front end (``resemblyzer/hparams.py``, ``audio.py``): power mel of
-#: 25 ms windows every 10 ms at 16 kHz, volume raised (never lowered) to -30 dBFS.
-ENCODER_RATE = 16000
-ENCODER_N_FFT = 400
-ENCODER_HOP = 160
-ENCODER_MELS = 40
-ENCODER_TARGET_DBFS = -30.0
-#: The LSTM needs a few frames to say anything; shorter clips are zero-padded to this.
-ENCODER_MIN_FRAMES = 20
-#: Output groups, in order: utterance embedding, frame mean, frame standard deviation.
-PARTS = ("embedding", "mean", "std")
-HIDDEN = 256
+#: The served feature set and recipe (the whole encoder, float).
+SERVED_FEATURE_SET = "speech-stats-v2+ge2e"
+SERVED_RECIPE = "speech-stats-v2-voices-ge2e"
+PARTS = VoiceEncoderConfig().parts
+HIDDEN = VoiceEncoderConfig().hidden
 
 
 def int8_encoder_path() -> Path:
-    """The encoder under onnxruntime's dynamic int8 quantisation, made from the float one on
-    first use (about 3x faster on the LSTM)."""
-    source = encoder_path()
-    target = source.with_name(f"{source.stem}-int8.onnx")
-    if source.exists() and not target.exists():
+    """The shipped encoder under onnxruntime's dynamic int8 quantisation, made on first use
+    (about 3x faster on the LSTM)."""
+    default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e-int8.onnx"
+    target = Path(os.environ.get("SER_VOICE_ENCODER_INT8", default))
+    if not target.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = features.ENCODER_DIR / VoiceEncoderConfig().file
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
     return target
 
 
-class StatsWithVoiceEncoder(SpeechStats):
-    """``speech-stats-v2``'s statistics, then the chosen parts of the voice encoder's output."""
-
-    def __init__(self, name: str, parts: tuple[str, ...], *, int8: bool = False) -> None:
-        super().__init__(replace(ablation._V2_CONFIG, name=name))
-        unknown = set(parts) - set(PARTS)
-        if unknown:
-            raise ValueError(f"unknown encoder parts {sorted(unknown)}; known: {PARTS}")
-        self.parts = parts
-        self.int8 = int8
-        self._session: Any = None
-
-    def encoder_file(self) -> Path:
-        return int8_encoder_path() if self.int8 else encoder_path()
-
-    # The file's hash tells the float and int8 encoders apart in the feature configuration.
-    @cached_property
-    def encoder_sha256(self) -> str:
-        path = self.encoder_file()
-        if not path.exists():
-            sys.exit(f"no voice encoder at {path}: run bench/export_voice_encoder.py first")
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
-    def names(self) -> list[str]:
-        encoded = [f"encoder_{part}{i}" for part in self.parts for i in range(HIDDEN)]
-        return super().names() + encoded
-
-    def encoder_features(self, samples: np.ndarray) -> np.ndarray:
-        """Encoder output of shape ``(256 * len(parts),)`` for 16 kHz mono ``samples``."""
-        import librosa
-
-        if self._session is None:
-            # Created on first use in each extraction worker, one thread each: the workers
-            # are the parallelism.
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                str(self.encoder_file()), options, providers=["CPUExecutionProvider"]
-            )
-        y = samples.astype(np.float32)
-        dbfs = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) + 1e-12)
-        if dbfs < ENCODER_TARGET_DBFS:
-            y = y * np.float32(10 ** ((ENCODER_TARGET_DBFS - dbfs) / 20))
-        mels = librosa.feature.melspectrogram(
-            y=y, sr=ENCODER_RATE, n_fft=ENCODER_N_FFT, hop_length=ENCODER_HOP, n_mels=ENCODER_MELS
-        ).T
-        if len(mels) < ENCODER_MIN_FRAMES:
-            mels = np.pad(mels, ((0, ENCODER_MIN_FRAMES - len(mels)), (0, 0)))
-        frames, embedding = self._session.run(None, {"mels": mels[None].astype(np.float32)})
-        outputs = {"embedding": embedding[0], "mean": frames[0].mean(0), "std": frames[0].std(0)}
-        return np.concatenate([outputs[part] for part in self.parts]).astype(np.float32)
-
-    def extract(self, samples: np.ndarray) -> np.ndarray:
-        return np.concatenate([super().extract(samples), self.encoder_features(samples)])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **super().to_dict(),
-            "voice_encoder": {"source": "resemblyzer==0.1.4", "sha256": self.encoder_sha256},
-            "encoder_parts": list(self.parts),
-        }
+def encoder_variant(name: str, parts: tuple[str, ...], *, int8: bool = False) -> StatsWithEncoder:
+    """The served feature set with only ``parts`` of the encoder's outputs, optionally on the
+    int8 encoder."""
+    served = FEATURE_SETS[SERVED_FEATURE_SET]
+    assert isinstance(served, StatsWithEncoder)
+    encoder = replace(served.config.encoder, parts=parts)
+    if int8:
+        path = int8_encoder_path()
+        encoder = replace(
+            encoder,
+            # An absolute file name: the encoder is looked up as ENCODER_DIR / file.
+            file=str(path),
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            source=f"{encoder.source}, onnxruntime quantize_dynamic int8",
+        )
+    return StatsWithEncoder(replace(served.config, name=name, encoder=encoder))
 
 
 def register() -> None:
     """Add the encoder variants to bench/ablation.py's and to the recipes bench/accuracy.py can
     run. Called by main() before any extraction worker is forked, so the workers know them
-    too; not at import, so that importing this module (the tests do) changes no registry."""
+    too; not at import, so that importing this module (the tests do) changes no registry and
+    makes no int8 file."""
+    # The whole float encoder is the served recipe, under the name its rows were logged as.
+    served = replace(RECIPES[SERVED_RECIPE], name="v2-voices+encoder")
+    ablation.VARIANTS[served.name] = RECIPES[served.name] = served
     for name, parts, int8 in (
-        ("v2-voices+encoder", PARTS, False),
         # Without the d-vector, which is trained to be the speaker's identity.
         ("v2-voices+encoder-mean-std", ("mean", "std"), False),
         # The frame spread alone: the least of the speaker's identity, if any part avoids it.
@@ -156,7 +101,7 @@ def register() -> None:
         ("v2-voices+encoder-int8", PARTS, True),
     ):
         feature_set = f"v2+encoder-{'-'.join(parts)}{'-int8' if int8 else ''}"
-        FEATURE_SETS[feature_set] = StatsWithVoiceEncoder(feature_set, parts, int8=int8)
+        FEATURE_SETS[feature_set] = encoder_variant(feature_set, parts, int8=int8)
         description = (
             f"speech-stats-v2 plus Resemblyzer's pretrained speaker encoder"
             f"{' (int8)' if int8 else ''} ({', '.join(parts)} "
@@ -169,15 +114,16 @@ def register() -> None:
 def cost(seconds: float, repeats: int) -> None:
     """Median time of the encoder's features for one clip, one thread."""
     rng = np.random.default_rng(0)
-    clip = (0.1 * rng.standard_normal(int(seconds * ENCODER_RATE))).astype(np.float32)
-    float32, int8 = (
-        FEATURE_SETS[f"v2+encoder-embedding-mean-std{suffix}"] for suffix in ("", "-int8")
-    )
-    assert isinstance(float32, StatsWithVoiceEncoder) and isinstance(int8, StatsWithVoiceEncoder)
+    rate = VoiceEncoderConfig().spectral.sample_rate
+    clip = (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+    float32 = FEATURE_SETS[SERVED_FEATURE_SET]
+    int8 = FEATURE_SETS["v2+encoder-embedding-mean-std-int8"]
+    assert isinstance(float32, StatsWithEncoder) and isinstance(int8, StatsWithEncoder)
     for name, run in {
-        "speech-stats-v2": lambda: SpeechStats.extract(float32, clip),
-        "voice encoder (mel + LSTM)": lambda: float32.encoder_features(clip),
-        "voice encoder, int8 (mel + LSTM)": lambda: int8.encoder_features(clip),
+        "speech-stats-v2": lambda: float32.statistics.extract(clip),
+        "voice encoder (mel + LSTM)": lambda: float32.encoder.extract(clip),
+        "voice encoder, int8 (mel + LSTM)": lambda: int8.encoder.extract(clip),
+        "speech-stats-v2+ge2e (both)": lambda: float32.extract(clip),
     }.items():
         run()
         times = []
@@ -193,12 +139,12 @@ def fidelity(data_root: Path, every: int) -> None:
     correlation over each part's 256 values, per clip."""
     import soundfile as sf
 
-    float32, int8 = (StatsWithVoiceEncoder(f"fidelity{i}", PARTS, int8=i == 1) for i in (0, 1))
+    float32, int8 = (encoder_variant(f"fidelity{i}", PARTS, int8=i == 1) for i in (0, 1))
     clips = read_tess(data_root / "tess")[::every] + read_ravdess(data_root / "ravdess")[::every]
     correlations: dict[str, list[float]] = {part: [] for part in PARTS}
     for clip in clips:
         samples, _ = sf.read(clip.path, dtype="float32")
-        exact, quantised = float32.encoder_features(samples), int8.encoder_features(samples)
+        exact, quantised = float32.encoder.extract(samples), int8.encoder.extract(samples)
         for i, part in enumerate(PARTS):
             span = slice(i * HIDDEN, (i + 1) * HIDDEN)
             correlations[part].append(float(np.corrcoef(exact[span], quantised[span])[0, 1]))
