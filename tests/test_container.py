@@ -6,12 +6,14 @@ is there): it builds an image, which takes minutes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -55,11 +57,14 @@ def _docker(
     return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, check=check)
 
 
-def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str]) -> None:
+@contextlib.contextmanager
+def _running(docker_env: dict[str, str], *env: str) -> Iterator[tuple[str, str]]:
+    """The image running read-only on a free port, ready; yields its name and URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     name = f"ser-test-{port}"
+    settings = [arg for value in ("SER_WORKERS=1", *env) for arg in ("-e", value)]
     _docker(
         docker_env,
         "run",
@@ -69,8 +74,7 @@ def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str])
         "--read-only",
         "--tmpfs",
         "/tmp",
-        "-e",
-        "SER_WORKERS=1",
+        *settings,
         "-p",
         f"127.0.0.1:{port}:8000",
         IMAGE,
@@ -84,6 +88,13 @@ def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str])
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        yield name, url
+    finally:
+        _docker(docker_env, "rm", "-f", name, check=False)
+
+
+def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str]) -> None:
+    with _running(docker_env) as (name, url):
         assert _docker(docker_env, "exec", name, "id", "-u").stdout.strip() == "10001"
         write = _docker(docker_env, "exec", name, "touch", "/app/x", check=False)
         assert write.returncode != 0 and "Read-only" in write.stderr
@@ -110,5 +121,12 @@ def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str])
             docker_env, "inspect", name, "--format", "{{.State.ExitCode}}"
         ).stdout.strip()
         assert state in ("0", "143")
-    finally:
-        _docker(docker_env, "rm", "-f", name, check=False)
+
+
+def test_image_serves_the_opt_in_accurate_model(docker_env: dict[str, str]) -> None:
+    """Its encoder travels inside the installed package, and the image carries the model."""
+    with _running(docker_env, "SER_MODEL_PATH=/app/models/ser-accurate.onnx") as (_, url):
+        clip = encode(tone(seconds=2.0, rate=44_100), rate=44_100, format="FLAC")
+        answer = httpx.post(f"{url}/predict", files={"file": ("a.flac", clip)}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"].startswith("ser-accurate-")

@@ -1,0 +1,48 @@
+"""The models that ship in models/: both pass the service's contract check and answer, and
+each has the card and files ``ser-train`` writes beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service import contract
+from service.features import ENCODER_DIR
+from service.model import load_model
+from service.settings import BUNDLED_MODEL
+from tests.helpers import tone
+
+MODELS = BUNDLED_MODEL.parent
+#: model file -> the feature set it must run on.
+SHIPPED = {"ser-default.onnx": "speech-stats-v2", "ser-accurate.onnx": "speech-stats-v2+ge2e"}
+
+
+@pytest.mark.parametrize(("file", "feature_set"), sorted(SHIPPED.items()))
+def test_a_shipped_model_loads_answers_and_carries_its_card(file: str, feature_set: str) -> None:
+    path = MODELS / file
+    model = load_model(path)
+    assert model.feature_set.name == feature_set
+    assert model.name == Path(file).stem
+    assert model.labels == contract.EMOTIONS
+    probs = model.predict_proba(model.feature_set.extract(tone(seconds=2.0)))
+    assert probs.shape == (1, len(contract.EMOTIONS))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5) and (probs > 0).all()
+    card = path.with_suffix(".card.md").read_text(encoding="utf-8")
+    assert model.version in card and "non-commercial" in card
+    # A pretrained encoder's own licence travels with the model that runs it.
+    encoder = model.feature_set.to_dict().get("encoder")
+    assert ("Pretrained component" in card) == (encoder is not None)
+    if encoder is not None:
+        assert encoder["source"] in card and "LICENSE-resemblyzer" in card
+        licence = (ENCODER_DIR / "LICENSE-resemblyzer").read_text()
+        assert "Apache License" in licence and "Version 2.0" in licence
+    # The evaluation beside it (per fold) summarises to the one inside it.
+    beside = json.loads(path.with_suffix(".metrics.json").read_text())
+    assert "speaker" in beside
+    for protocol, evaluation in beside.items():
+        assert evaluation["summary"] == model.metrics[protocol]
+    # The training config saved beside it names the features the model was checked against.
+    trained = json.loads(path.with_suffix(".train.json").read_text())
+    assert trained["feature_set"] == model.feature_set.to_dict()
