@@ -928,7 +928,7 @@ class StatsWithEncoderConfig:
 class StatsWithEncoder:
     """:class:`SpeechStats` followed by :class:`VoiceEncoder` outputs, shape ``(dim,)``.
 
-    Ten times the statistics' cost (an LSTM over every 10 ms frame): the features of an
+    About twelve times the statistics' cost (an LSTM over every 10 ms frame): the features of an
     opt-in model for when accuracy on many voices matters more than throughput.
     """
 
@@ -1005,7 +1005,7 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     ),
     "speech-stats-v2": SpeechStats(_SPEECH_STATS_V2),
     # speech-stats-v2, then Resemblyzer's pretrained speaker encoder (d-vector, frame mean and
-    # spread of its last layer): +10 points on unseen RAVDESS actors, at ten times the cost
+    # spread of its last layer): +10 points on unseen RAVDESS actors, at twelve times the cost
     # (docs/accuracy-notes.md). The features of the opt-in models/ser-accurate.onnx.
     "speech-stats-v2+ge2e": StatsWithEncoder(
         StatsWithEncoderConfig(

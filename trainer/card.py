@@ -102,7 +102,7 @@ def _encoder_licence(metadata: dict[str, str]) -> list[str]:
         f"{encoder['file']}`, SHA-256 `{encoder['sha256'][:16]}…`; licence text in "
         "`service/encoders/LICENSE-resemblyzer`). Its licence permits commercial use; the "
         "corpora above do not.",
-        "Cost: the encoder is an LSTM run over every 10 ms frame, about ten times the CPU per "
+        "Cost: the encoder is an LSTM run over every 10 ms frame, about twelve times the CPU per "
         "clip of the statistics alone (docs/performance-accurate.md).",
     ]
 

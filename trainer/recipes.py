@@ -101,7 +101,7 @@ RECIPES = {
 # The opt-in accurate recipe (models/ser-accurate.onnx): the bundled recipe's training on the
 # statistics plus a pretrained speaker encoder. +10 points on unseen RAVDESS actors and in
 # babble, level on the unseen TESS speaker when trained on both corpora, but worse when it
-# has one or two training voices, and ten times the features' cost: docs/accuracy-notes.md.
+# has one or two training voices, and twelve times the features' cost: docs/accuracy-notes.md.
 RECIPES["speech-stats-v2-voices-ge2e"] = Recipe(
     "speech-stats-v2-voices-ge2e",
     "speech-stats-v2+ge2e",
