@@ -4,8 +4,9 @@ The encoder is Resemblyzer's GE2E speaker encoder (``resemblyzer==0.1.4`` on PyP
 Apache-2.0; a 3-layer LSTM of 256 over 40 mel bands, trained for speaker verification), shipped
 as ``service/encoders/resemblyzer-ge2e.onnx`` and run by the ``speech-stats-v2+ge2e`` feature
 set of ``service/features.py`` (the opt-in ``models/ser-accurate.onnx``). This script runs that
-feature set's variants the service does not serve: subsets of the encoder's outputs, and the
-encoder under onnxruntime's dynamic int8 quantisation. Results and reading:
+feature set's variants the service does not serve: the encoder on every frame (the served set
+trims the quiet edges first), subsets of its outputs, and the encoder under onnxruntime's
+dynamic int8 quantisation. Results and reading:
 docs/accuracy-notes.md, rows in docs/ablation.jsonl. (The rows before the encoder moved into
 the service came from a copy of its front end on librosa; the service's gives the same features
 within 5e-6, checked on corpus clips.)
@@ -66,12 +67,18 @@ def int8_encoder_path() -> Path:
     return target
 
 
-def encoder_variant(name: str, parts: tuple[str, ...], *, int8: bool = False) -> StatsWithEncoder:
+def encoder_variant(
+    name: str,
+    parts: tuple[str, ...],
+    *,
+    int8: bool = False,
+    edge_trim_db: float | None = VoiceEncoderConfig().edge_trim_db,
+) -> StatsWithEncoder:
     """The served feature set with only ``parts`` of the encoder's outputs, optionally on the
-    int8 encoder."""
+    int8 encoder or with another edge trim (None: the encoder sees every frame)."""
     served = FEATURE_SETS[SERVED_FEATURE_SET]
     assert isinstance(served, StatsWithEncoder)
-    encoder = replace(served.config.encoder, parts=parts)
+    encoder = replace(served.config.encoder, parts=parts, edge_trim_db=edge_trim_db)
     if int8:
         path = int8_encoder_path()
         encoder = replace(
@@ -89,10 +96,13 @@ def register() -> None:
     run. Called by main() before any extraction worker is forked, so the workers know them
     too; not at import, so that importing this module (the tests do) changes no registry and
     makes no int8 file."""
-    # The whole float encoder is the served recipe, under the name its rows were logged as.
-    served = replace(RECIPES[SERVED_RECIPE], name="v2-voices+encoder")
+    # The served recipe under the name its rows were logged as (the encoder on the clip's
+    # span between the first and last frame within 40 dB of its loudest).
+    served = replace(RECIPES[SERVED_RECIPE], name="v2-voices+encoder-trim40")
     ablation.VARIANTS[served.name] = RECIPES[served.name] = served
     for name, parts, int8 in (
+        # The encoder on every frame, silent edges included (how it was first tried).
+        ("v2-voices+encoder", PARTS, False),
         # Without the d-vector, which is trained to be the speaker's identity.
         ("v2-voices+encoder-mean-std", ("mean", "std"), False),
         # The frame spread alone: the least of the speaker's identity, if any part avoids it.
@@ -100,12 +110,15 @@ def register() -> None:
         # What serving it at a third of the cost would give.
         ("v2-voices+encoder-int8", PARTS, True),
     ):
+        # Untrimmed, as these variants were measured (docs/ablation.jsonl).
         feature_set = f"v2+encoder-{'-'.join(parts)}{'-int8' if int8 else ''}"
-        FEATURE_SETS[feature_set] = encoder_variant(feature_set, parts, int8=int8)
+        FEATURE_SETS[feature_set] = encoder_variant(
+            feature_set, parts, int8=int8, edge_trim_db=None
+        )
         description = (
             f"speech-stats-v2 plus Resemblyzer's pretrained speaker encoder"
-            f"{' (int8)' if int8 else ''} ({', '.join(parts)} "
-            f"of its last layer; bench/voice_encoder.py), with the bundled recipe's training"
+            f"{' (int8)' if int8 else ''} ({', '.join(parts)} of its last layer, every frame; "
+            f"bench/voice_encoder.py), with the bundled recipe's training"
         )
         recipe = ablation._bundled_training(name, feature_set, description)
         ablation.VARIANTS[name] = RECIPES[name] = recipe

@@ -77,7 +77,9 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         assert ablation.VARIANTS["v2-voices+encoder-int8"] is recipe
         assert recipe.config == RECIPES["speech-stats-v2-voices"].config
         assert "int8" in FEATURE_SETS[recipe.feature_set].to_dict()["encoder"]["source"]
-        # The whole float encoder is the served recipe, under its logged name.
-        served = ablation.VARIANTS["v2-voices+encoder"]
+        # The served recipe, under its logged name; the first encoder variant saw every frame.
+        served = ablation.VARIANTS["v2-voices+encoder-trim40"]
         assert served.feature_set == RECIPES[SERVED_RECIPE].feature_set == SERVED_FEATURE_SET
         assert served.config == RECIPES[SERVED_RECIPE].config
+        untrimmed = FEATURE_SETS[ablation.VARIANTS["v2-voices+encoder"].feature_set]
+        assert untrimmed.to_dict()["encoder"]["edge_trim_db"] is None

@@ -46,7 +46,8 @@ def _dbfs(y: np.ndarray) -> float:
 def test_the_encoder_front_end_is_resemblyzers_librosa_mel() -> None:
     """Resemblyzer computes ``librosa.feature.melspectrogram(n_fft=400, hop_length=160,
     n_mels=40)``; the encoder only means what it learnt on that input."""
-    encoder = get_feature_set(ENCODER_SET).encoder
+    # Every frame, as Resemblyzer's function gives them (the served set also trims the edges).
+    encoder = VoiceEncoder(replace(VoiceEncoderConfig(), edge_trim_db=None))
     y = _voice()  # louder than -30 dBFS, so not rescaled
     assert _dbfs(y) > -30
     reference = librosa.feature.melspectrogram(
@@ -70,6 +71,25 @@ def test_quiet_clips_are_raised_to_the_target_level_and_loud_ones_are_kept() -> 
     np.testing.assert_allclose(
         encoder.extract(quiet), encoder.extract(at_target), rtol=1e-3, atol=1e-4
     )
+
+
+def test_only_the_quiet_edges_are_trimmed_before_the_encoder() -> None:
+    voice = tone(freq=200.0, noise=0.0, seconds=1.0)
+    quiet = np.full(16_000, 1e-6, dtype=np.float32)
+    padded = np.concatenate([quiet, voice, voice * np.float32(0.01), voice, quiet])
+    served = get_feature_set(ENCODER_SET).encoder
+    assert served.config.edge_trim_db == 40
+    everything = VoiceEncoder(replace(VoiceEncoderConfig(), edge_trim_db=None)).mel_power(padded)
+    kept = served.mel_power(padded)
+    # About a second of near-silence off each end; the middle, 40 dB down, stays.
+    assert everything.shape[0] - kept.shape[0] == pytest.approx(200, abs=6)
+    assert kept.shape[0] == pytest.approx(300, abs=6)
+    first = int(np.flatnonzero((everything == kept[0]).all(axis=1))[0])
+    np.testing.assert_array_equal(kept, everything[first : first + kept.shape[0]])
+    # Silence alone is not trimmed away to nothing.
+    assert served.mel_power(np.zeros(16_000, dtype=np.float32)).shape[0] == 101
+    with pytest.raises(FeatureError, match="edge_trim_db"):
+        VoiceEncoder(replace(VoiceEncoderConfig(), edge_trim_db=0.0))
 
 
 def test_statistics_come_first_then_the_encoder_parts_in_order() -> None:
