@@ -62,8 +62,11 @@ def int8_encoder_path() -> Path:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = features.ENCODER_DIR / VoiceEncoderConfig().file
+        # The shipped file is stored packed; the quantiser reads a plain ONNX file.
+        source = target.with_name(f"{target.stem}-source.onnx")
+        source.write_bytes(features.read_encoder(features.ENCODER_DIR / VoiceEncoderConfig().file))
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        source.unlink()
     return target
 
 

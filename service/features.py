@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import lzma
 import math
 import os
 import threading
@@ -836,6 +837,39 @@ class VoiceEncoderConfig:
 
 _ENCODER_PARTS = ("embedding", "mean", "std")
 
+#: How an encoder file is stored in the repository: its bytes in four planes (every first
+#: byte of each 4-byte word, then every second, ...), xz-compressed. Lossless, and the planes
+#: of float32 weights compress where the interleaved bytes do not (5.7 MB -> 4.8 MB).
+PACKED_SUFFIX = ".planes.xz"
+
+
+def pack_encoder(data: bytes) -> bytes:
+    """The stored form of an encoder file's ``data`` (see :data:`PACKED_SUFFIX`)."""
+    words = len(data) // 4 * 4
+    planes = np.frombuffer(data[:words], dtype=np.uint8).reshape(-1, 4).T.tobytes()
+    return lzma.compress(planes + data[words:], preset=9 | lzma.PRESET_EXTREME)
+
+
+def unpack_encoder(packed: bytes) -> bytes:
+    """The encoder file's bytes from :func:`pack_encoder`'s output."""
+    raw = lzma.decompress(packed)
+    words = len(raw) // 4 * 4
+    interleaved = np.frombuffer(raw[:words], dtype=np.uint8).reshape(4, -1).T.tobytes()
+    return interleaved + raw[words:]
+
+
+def read_encoder(path: Path) -> bytes:
+    """The bytes of the encoder file at ``path``, or of its packed form beside it.
+
+    Raises :class:`FeatureError` if neither can be read.
+    """
+    try:
+        if path.exists():
+            return path.read_bytes()
+        return unpack_encoder(path.with_name(path.name + PACKED_SUFFIX).read_bytes())
+    except (OSError, lzma.LZMAError) as exc:
+        raise FeatureError(f"voice encoder not readable: {exc}") from exc
+
 
 class VoiceEncoder:
     """Runs a :class:`VoiceEncoderConfig`'s network on audio; output ``(hidden * parts,)``."""
@@ -872,10 +906,7 @@ class VoiceEncoder:
             if self._session is None or self._session_pid != os.getpid():
                 import onnxruntime as ort  # noqa: PLC0415 - only feature sets with an encoder
 
-                try:
-                    data = self.path.read_bytes()
-                except OSError as exc:
-                    raise FeatureError(f"voice encoder not readable: {exc}") from exc
+                data = read_encoder(self.path)
                 digest = hashlib.sha256(data).hexdigest()
                 if digest != self.config.sha256:
                     raise FeatureError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,11 +18,15 @@ from service.app import create_app
 from service.contract import EMOTIONS
 from service.features import (
     FEATURE_SETS,
+    PACKED_SUFFIX,
     FeatureError,
     StatsWithEncoder,
     VoiceEncoder,
     VoiceEncoderConfig,
     get_feature_set,
+    pack_encoder,
+    read_encoder,
+    unpack_encoder,
 )
 from service.model import ModelContractError, load_model
 from service.settings import Settings
@@ -115,7 +118,11 @@ def test_statistics_come_first_then_the_encoder_parts_in_order() -> None:
 def test_the_configuration_records_the_shipped_encoder_file() -> None:
     config = get_feature_set(ENCODER_SET).to_dict()
     shipped = features.ENCODER_DIR / config["encoder"]["file"]
-    assert config["encoder"]["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    # Stored packed (lossless): the bytes it unpacks to are the ones the hash names.
+    assert not shipped.exists() and shipped.with_name(shipped.name + PACKED_SUFFIX).exists()
+    data = read_encoder(shipped)
+    assert config["encoder"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert unpack_encoder(pack_encoder(data[:-1])) == data[:-1]  # any length round-trips
     assert config["statistics"] == FEATURE_SETS["speech-stats-v2"].to_dict()
     assert config["encoder"]["parts"] == ["embedding", "mean", "std"]
 
@@ -123,7 +130,7 @@ def test_the_configuration_records_the_shipped_encoder_file() -> None:
 def test_a_missing_or_different_encoder_file_is_refused(tmp_path: Path) -> None:
     shipped = features.ENCODER_DIR / VoiceEncoderConfig().file
     tampered = tmp_path / "tampered.onnx"
-    data = bytearray(shipped.read_bytes())
+    data = bytearray(read_encoder(shipped))
     data[-1] ^= 0xFF
     tampered.write_bytes(bytes(data))
     with pytest.raises(FeatureError, match="SHA-256"):
@@ -172,9 +179,8 @@ def test_a_model_is_refused_at_load_when_the_service_holds_another_encoder(
     model_path = make_onnx_model(tmp_path / "accurate.onnx", feature_set=ENCODER_SET)
     swapped = tmp_path / "encoders"
     swapped.mkdir()
-    shutil.copy(features.ENCODER_DIR / VoiceEncoderConfig().file, swapped)
-    with (swapped / VoiceEncoderConfig().file).open("ab") as handle:
-        handle.write(b"\0")
+    original = read_encoder(features.ENCODER_DIR / VoiceEncoderConfig().file)
+    (swapped / VoiceEncoderConfig().file).write_bytes(original + b"\0")
     monkeypatch.setattr(features, "ENCODER_DIR", swapped)
     # A fresh feature set: the registered one may already hold a session from other tests.
     fresh = StatsWithEncoder(get_feature_set(ENCODER_SET).config)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service import contract
+from service.features import PACKED_SUFFIX
 from trainer.config import TrainConfig
 
 KNOWN_LICENCES = {
@@ -99,7 +100,8 @@ def _encoder_licence(metadata: dict[str, str]) -> list[str]:
         return []
     return [
         f"Pretrained component: {encoder['source']} (weights in `service/encoders/"
-        f"{encoder['file']}`, SHA-256 `{encoder['sha256'][:16]}…`; licence text in "
+        f"{encoder['file']}`, stored packed as `{encoder['file']}{PACKED_SUFFIX}`; SHA-256 "
+        f"`{encoder['sha256'][:16]}…`; licence text in "
         "`service/encoders/LICENSE-resemblyzer`). Its licence permits commercial use; the "
         "corpora above do not.",
         "Cost: the encoder is an LSTM run over every 10 ms frame, about twelve times the CPU per "
