@@ -263,6 +263,9 @@ class _UtteranceFeatures:
     def to_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
+    def prepare(self) -> None:
+        """Load what the features need before the first clip (nothing: pure numpy)."""
+
 
 class MfccStats(_UtteranceFeatures):
     """MFCCs of the whole utterance pooled over time into one vector.
@@ -835,7 +838,7 @@ class VoiceEncoderConfig:
         return out
 
 
-_ENCODER_PARTS = ("embedding", "mean", "std")
+_ENCODER_PARTS = VoiceEncoderConfig().parts
 
 #: How an encoder file is stored in the repository: its bytes in four planes (every first
 #: byte of each 4-byte word, then every second, ...), xz-compressed. Lossless, and the planes
@@ -945,7 +948,7 @@ class VoiceEncoder:
         mels = self.mel_power(samples)
         if mels.shape[0] < self.config.min_frames:
             mels = np.pad(mels, ((0, self.config.min_frames - mels.shape[0]), (0, 0)))
-        frames, embedding = self.session().run(None, {"mels": mels[None].astype(np.float32)})
+        frames, embedding = self.session().run(None, {"mels": mels[None]})
         means, stds = _column_mean_std(frames[0].astype(np.float64))
         outputs = {"embedding": embedding[0], "mean": means, "std": stds}
         return np.concatenate([outputs[part] for part in self.config.parts]).astype(np.float32)

@@ -12,13 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import contract
-from service.features import (
-    FeatureError,
-    FeatureSet,
-    StatsWithEncoder,
-    config_fingerprint,
-    get_feature_set,
-)
+from service.features import FeatureError, FeatureSet, config_fingerprint, get_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +157,12 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
             f"{recorded_config}, but this service computes {feature_set.to_dict()}: "
             "features would drift; retrain or upgrade the service"
         )
-    if isinstance(feature_set, StatsWithEncoder):
-        # At load, not on the first request: a missing or different encoder file refuses the
-        # model the way a drifted configuration does.
-        try:
-            feature_set.prepare()
-        except FeatureError as exc:
-            raise ModelContractError(f"{path}: {exc}") from exc
+    # At load, not on the first request: a missing or different encoder file refuses the
+    # model the way a drifted configuration does.
+    try:
+        feature_set.prepare()
+    except FeatureError as exc:
+        raise ModelContractError(f"{path}: {exc}") from exc
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
         raise ModelContractError(f"{path} must have one input and one output")
