@@ -1037,6 +1037,19 @@ _SPEECH_STATS_V2 = SpeechStatsConfig(
     floor_margin_db=6.0,
 )
 
+#: Resemblyzer's encoder, its first LSTM layer float, the other two dynamic int8 with weights
+#: per output channel (``bench/export_voice_encoder.py --quantize``, byte for byte from the
+#: float file). The first layer's input is mel power, many decades wide, which one int8 scale
+#: cannot hold: quantised too, it wrecks the outputs (docs/accuracy-notes.md).
+_GE2E_INT8 = VoiceEncoderConfig(
+    file="resemblyzer-ge2e-int8.onnx",
+    sha256="0e0ce85d4299ee877169c823b9a04f53bcee6296cf6d60d6bda8a66ba0742a55",
+    source=(
+        "resemblyzer==0.1.4 VoiceEncoder (GE2E), Apache-2.0; LSTM layers 2-3 in int8 "
+        "(onnxruntime quantize_dynamic, per channel)"
+    ),
+)
+
 #: The registry. A model names its feature set; the service looks it up here.
 FEATURE_SETS: dict[str, FeatureSet] = {
     # The paper: librosa.feature.mfcc(n_mfcc=40) with librosa's defaults, mean over time.
@@ -1061,6 +1074,16 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             version=1,
             statistics=_SPEECH_STATS_V2,
             encoder=VoiceEncoderConfig(),
+        )
+    ),
+    # The same, with the encoder's second and third LSTM layers in int8: outputs within 0.999
+    # correlation of the float encoder's, the LSTM in 0.58 of its time.
+    "speech-stats-v2+ge2e-int8": StatsWithEncoder(
+        StatsWithEncoderConfig(
+            name="speech-stats-v2+ge2e-int8",
+            version=1,
+            statistics=_SPEECH_STATS_V2,
+            encoder=_GE2E_INT8,
         )
     ),
 }

@@ -14,6 +14,7 @@ from bench.voice_encoder import (
     HIDDEN,
     PARTS,
     SERVED_FEATURE_SET,
+    SERVED_INT8_FEATURE_SET,
     SERVED_RECIPE,
     encoder_variant,
     register,
@@ -81,5 +82,9 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         served = ablation.VARIANTS["v2-voices+encoder-trim40"]
         assert served.feature_set == RECIPES[SERVED_RECIPE].feature_set == SERVED_FEATURE_SET
         assert served.config == RECIPES[SERVED_RECIPE].config
+        # The accurate model's recipe (int8 encoder), under its logged name.
+        served_int8 = ablation.VARIANTS["v2-voices+encoder-trim40-int8"]
+        assert served_int8.feature_set == SERVED_INT8_FEATURE_SET
+        assert served_int8.config == RECIPES[SERVED_RECIPE].config
         untrimmed = FEATURE_SETS[ablation.VARIANTS["v2-voices+encoder"].feature_set]
         assert untrimmed.to_dict()["encoder"]["edge_trim_db"] is None
