@@ -109,22 +109,6 @@ def register() -> None:
     # The same on the int8 encoder the accurate model runs (last two LSTM layers int8).
     served_int8 = replace(RECIPES[SERVED_INT8_RECIPE], name="v2-voices+encoder-trim40-int8")
     ablation.VARIANTS[served_int8.name] = RECIPES[served_int8.name] = served_int8
-    # Its frame mean and spread pooled over the span's speech frames only (the statistics'
-    # gate: 40 dB of the loudest, 6 dB above the floor), the pauses and noise between words out.
-    int8_set = FEATURE_SETS[SERVED_INT8_FEATURE_SET]
-    assert isinstance(int8_set, StatsWithEncoder)
-    pooled_set = "speech-stats-v2+ge2e-int8-pool6"
-    FEATURE_SETS[pooled_set] = StatsWithEncoder(
-        replace(
-            int8_set.config,
-            name=pooled_set,
-            encoder=replace(int8_set.config.encoder, pool_floor_margin_db=6.0),
-        )
-    )
-    pooled = replace(
-        served_int8, name="v2-voices+encoder-trim40-int8-pool6", feature_set=pooled_set
-    )
-    ablation.VARIANTS[pooled.name] = RECIPES[pooled.name] = pooled
     for name, parts, int8 in (
         # The encoder on every frame, silent edges included (how it was first tried).
         ("v2-voices+encoder", PARTS, False),

@@ -831,18 +831,10 @@ class VoiceEncoderConfig:
     #: between corpora gains 4-12 points (docs/accuracy-notes.md), and the LSTM runs fewer
     #: steps (half on RAVDESS's clips).
     edge_trim_db: float | None = 40.0
-    #: Pool the frame mean and spread only over the span's speech frames: those within
-    #: ``edge_trim_db`` of the loudest and this many dB above the span's noise floor (its
-    #: 10th-percentile frame level), as the statistics' gate does; the LSTM still runs on
-    #: every frame of the span. None: pool every frame (recorded only when set, so feature
-    #: sets made before it keep their contract).
-    pool_floor_margin_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["parts"] = list(self.parts)
-        if self.pool_floor_margin_db is None:
-            del out["pool_floor_margin_db"]
         return out
 
 
@@ -891,13 +883,6 @@ class VoiceEncoder:
             raise FeatureError(f"encoder parts must be among {_ENCODER_PARTS}, not {config.parts}")
         if config.edge_trim_db is not None and not config.edge_trim_db > 0:
             raise FeatureError(f"edge_trim_db must be positive or None, not {config.edge_trim_db}")
-        if config.pool_floor_margin_db is not None and (
-            config.edge_trim_db is None or config.pool_floor_margin_db < 0
-        ):
-            raise FeatureError(
-                "pool_floor_margin_db needs an edge_trim_db and must not be negative, not "
-                f"{config.pool_floor_margin_db}"
-            )
         self.config = config
         self.frontend = SpectralFrontend(config.spectral, n_mfcc=0)
         self._lock = threading.Lock()
@@ -945,10 +930,6 @@ class VoiceEncoder:
     def mel_power(self, samples: np.ndarray) -> np.ndarray:
         """The encoder's input: power mel frames ``(frames, n_mels)`` of the clip with its
         volume raised (never lowered) to the target level, quiet edges trimmed."""
-        return self._span(samples)[0]
-
-    def _span(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`mel_power`, and which of its frames are pooled (None: all of them)."""
         config = self.config
         y = _validated(samples)
         mean_square = float(np.dot(y, y)) / y.shape[0]
@@ -956,29 +937,19 @@ class VoiceEncoder:
         if dbfs < config.target_dbfs:
             y = y * np.float32(10.0 ** ((config.target_dbfs - dbfs) / 20.0))
         mels = self.frontend.mel_power(self.frontend._power(y))
-        pooled = None
         if config.edge_trim_db is not None:
             level = _DB_PER_NEPER * np.log(mels.sum(axis=1, dtype=np.float64) + 1e-12)
-            threshold = level.max() - config.edge_trim_db
-            loud = np.flatnonzero(level > threshold)
-            mels, level = mels[loud[0] : loud[-1] + 1], level[loud[0] : loud[-1] + 1]
-            if config.pool_floor_margin_db is not None:
-                tenth = level.shape[0] // 10
-                floor = np.partition(level, tenth)[tenth]
-                pooled = level > max(threshold, floor + config.pool_floor_margin_db)
-                if pooled.sum() < 3:
-                    pooled = None
-        return np.ascontiguousarray(mels), pooled
+            loud = np.flatnonzero(level > level.max() - config.edge_trim_db)
+            mels = mels[loud[0] : loud[-1] + 1]
+        return np.ascontiguousarray(mels)
 
     def extract(self, samples: np.ndarray) -> np.ndarray:
         """Encoder outputs of shape ``(dim,)``, float32, for mono ``samples`` ``(n,)``."""
-        mels, pooled = self._span(samples)
+        mels = self.mel_power(samples)
         if mels.shape[0] < self.config.min_frames:
             mels = np.pad(mels, ((0, self.config.min_frames - mels.shape[0]), (0, 0)))
-            pooled = None
         frames, embedding = self.session().run(None, {"mels": mels[None]})
-        last_layer = frames[0] if pooled is None else frames[0][pooled]
-        means, stds = _column_mean_std(last_layer.astype(np.float64))
+        means, stds = _column_mean_std(frames[0].astype(np.float64))
         outputs = {"embedding": embedding[0], "mean": means, "std": stds}
         return np.concatenate([outputs[part] for part in self.config.parts]).astype(np.float32)
 

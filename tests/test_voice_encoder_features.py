@@ -97,33 +97,6 @@ def test_only_the_quiet_edges_are_trimmed_before_the_encoder() -> None:
         VoiceEncoder(replace(VoiceEncoderConfig(), edge_trim_db=0.0))
 
 
-def test_speech_pooling_leaves_the_pauses_between_words_out_of_the_frame_statistics() -> None:
-    """With ``pool_floor_margin_db`` the LSTM still runs over the whole span (its state carries
-    across the pause), but the frame mean and spread are taken over the speech frames only."""
-    rng = np.random.default_rng(0)
-    voice = tone(freq=200.0, noise=0.0, seconds=1.0)
-    pause = (3e-3 * rng.standard_normal(8_000)).astype(np.float32)  # ~40 dB under the voice
-    clip = np.concatenate([voice, pause, voice, pause, voice])
-    base = get_feature_set(INT8_SET).encoder.config
-    pooling = VoiceEncoder(replace(base, pool_floor_margin_db=6.0))
-    assert pooling.config.to_dict()["pool_floor_margin_db"] == 6.0
-    assert "pool_floor_margin_db" not in base.to_dict()  # older contracts unchanged
-    mels, pooled = pooling._span(clip)
-    np.testing.assert_array_equal(mels, VoiceEncoder(base).mel_power(clip))
-    assert pooled is not None and pooled.shape == (mels.shape[0],)
-    # Three seconds of voice are pooled, the two half-second pauses (50 frames each) are not.
-    assert pooled.sum() == pytest.approx(300, abs=8)
-    assert not pooled[110:140].any() and not pooled[260:290].any()
-    frames, embedding = pooling.session().run(None, {"mels": mels[None]})
-    want_mean = frames[0][pooled].astype(np.float64).mean(axis=0)
-    got = pooling.extract(clip)
-    np.testing.assert_allclose(got[:256], embedding[0], atol=1e-6)
-    np.testing.assert_allclose(got[256:512], want_mean, atol=1e-5)
-    assert np.abs(got - VoiceEncoder(base).extract(clip)).max() > 1e-3
-    with pytest.raises(FeatureError, match="pool_floor_margin_db"):
-        VoiceEncoder(replace(base, edge_trim_db=None, pool_floor_margin_db=6.0))
-
-
 def test_statistics_come_first_then_the_encoder_parts_in_order() -> None:
     fs = get_feature_set(ENCODER_SET)
     assert isinstance(fs, StatsWithEncoder)
