@@ -3,10 +3,11 @@
 The encoder is Resemblyzer's GE2E speaker encoder (``resemblyzer==0.1.4`` on PyPI,
 Apache-2.0; a 3-layer LSTM of 256 over 40 mel bands, trained for speaker verification), shipped
 as ``service/encoders/resemblyzer-ge2e.onnx`` and run by the ``speech-stats-v2+ge2e`` feature
-set of ``service/features.py`` (the opt-in ``models/ser-accurate.onnx``). This script runs that
-feature set's variants the service does not serve: the encoder on every frame (the served set
-trims the quiet edges first), subsets of its outputs, and the encoder under onnxruntime's
-dynamic int8 quantisation. Results and reading:
+set of ``service/features.py``; the opt-in ``models/ser-accurate.onnx`` runs it with its last two
+LSTM layers in int8 (``speech-stats-v2+ge2e-int8``). This script runs that feature set's
+variants the service does not serve: the encoder on every frame (the served set trims the quiet
+edges first), subsets of its outputs, and the encoder with all three layers under onnxruntime's
+dynamic int8 quantisation (which wrecks it). Results and reading:
 docs/accuracy-notes.md, rows in docs/ablation.jsonl. (The rows before the encoder moved into
 the service came from a copy of its front end on librosa; the service's gives the same features
 within 5e-6, checked on corpus clips.)
@@ -16,8 +17,8 @@ within 5e-6, checked on corpus clips.)
     .venv/bin/python bench/voice_encoder.py cost
     .venv/bin/python bench/voice_encoder.py fidelity [--every 20]
 
-The int8 encoder is written to ``$SER_VOICE_ENCODER_INT8`` or
-``~/.cache/ser/voice-encoder/resemblyzer-ge2e-int8.onnx`` on first use; its SHA-256 goes into
+The all-layer int8 encoder is written to ``$SER_VOICE_ENCODER_INT8`` or
+``~/.cache/ser/voice-encoder/resemblyzer-ge2e-int8-all-layers.onnx`` on first use; its SHA-256 goes into
 the variant's feature configuration, so the feature cache never mixes encoders.
 """
 
@@ -57,9 +58,10 @@ HIDDEN = VoiceEncoderConfig().hidden
 
 
 def int8_encoder_path() -> Path:
-    """The shipped encoder under onnxruntime's dynamic int8 quantisation, made on first use
-    (about 3x faster on the LSTM)."""
-    default = Path.home() / ".cache" / "ser" / "voice-encoder" / "resemblyzer-ge2e-int8.onnx"
+    """The shipped encoder with all three LSTM layers under onnxruntime's dynamic int8
+    quantisation, made on first use (3x faster on the LSTM, and far from the float outputs)."""
+    cache = Path.home() / ".cache" / "ser" / "voice-encoder"
+    default = cache / "resemblyzer-ge2e-int8-all-layers.onnx"
     target = Path(os.environ.get("SER_VOICE_ENCODER_INT8", default))
     if not target.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic

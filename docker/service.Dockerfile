@@ -22,7 +22,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ser
 COPY --from=build /opt/venv /opt/venv
 # The default model, and the opt-in accurate one (SER_MODEL_PATH=/app/models/ser-accurate.onnx:
-# +10 points on unseen voices at twelve times the CPU per request; README, "Two bundled models").
+# +9 points on unseen voices at several times the CPU per request; README, "Two bundled models").
 COPY models/ser-default.onnx models/ser-default.card.md \
      models/ser-accurate.onnx models/ser-accurate.card.md /app/models/
 # Serving has no JIT step to warm: the features are numpy/scipy, and neither librosa nor numba

@@ -976,8 +976,8 @@ class StatsWithEncoderConfig:
 class StatsWithEncoder:
     """:class:`SpeechStats` followed by :class:`VoiceEncoder` outputs, shape ``(dim,)``.
 
-    About twelve times the statistics' cost (an LSTM over every 10 ms frame): the features of an
-    opt-in model for when accuracy on many voices matters more than throughput.
+    Several times the statistics' cost (an LSTM over every 10 ms frame of speech): the features
+    of an opt-in model for when accuracy on many voices matters more than throughput.
     """
 
     def __init__(self, config: StatsWithEncoderConfig) -> None:
@@ -1066,8 +1066,8 @@ FEATURE_SETS: dict[str, FeatureSet] = {
     ),
     "speech-stats-v2": SpeechStats(_SPEECH_STATS_V2),
     # speech-stats-v2, then Resemblyzer's pretrained speaker encoder (d-vector, frame mean and
-    # spread of its last layer): +10 points on unseen RAVDESS actors, at twelve times the cost
-    # (docs/accuracy-notes.md). The features of the opt-in models/ser-accurate.onnx.
+    # spread of its last layer): +9 points on unseen RAVDESS actors, at twelve times the cost
+    # (docs/accuracy-notes.md). The features of the first models/ser-accurate.onnx.
     "speech-stats-v2+ge2e": StatsWithEncoder(
         StatsWithEncoderConfig(
             name="speech-stats-v2+ge2e",
@@ -1076,8 +1076,9 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             encoder=VoiceEncoderConfig(),
         )
     ),
-    # The same, with the encoder's second and third LSTM layers in int8: outputs within 0.999
-    # correlation of the float encoder's, the LSTM in 0.58 of its time.
+    # The same, with the encoder's second and third LSTM layers in int8: outputs within 0.997
+    # correlation of the float encoder's, the LSTM in 0.58 of its time. The features of the
+    # opt-in models/ser-accurate.onnx.
     "speech-stats-v2+ge2e-int8": StatsWithEncoder(
         StatsWithEncoderConfig(
             name="speech-stats-v2+ge2e-int8",

@@ -16,7 +16,7 @@ from tests.helpers import tone
 
 MODELS = BUNDLED_MODEL.parent
 #: model file -> the feature set it must run on.
-SHIPPED = {"ser-default.onnx": "speech-stats-v2", "ser-accurate.onnx": "speech-stats-v2+ge2e"}
+SHIPPED = {"ser-default.onnx": "speech-stats-v2", "ser-accurate.onnx": "speech-stats-v2+ge2e-int8"}
 
 
 @pytest.mark.parametrize(("file", "feature_set"), sorted(SHIPPED.items()))

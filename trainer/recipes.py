@@ -2,7 +2,8 @@
 
 ``paper`` reproduces the student paper; ``speech-stats-v2-voices`` is the best recipe found
 by ``bench/ablation.py`` and ``bench/accuracy.py`` (see docs/accuracy-notes.md) and the default
-of ``ser-train``; ``speech-stats-v2-voices-ge2e`` adds a pretrained speaker encoder (the opt-in
+of ``ser-train``; ``speech-stats-v2-voices-ge2e`` adds a pretrained speaker encoder, and
+``speech-stats-v2-voices-ge2e-int8`` runs it with two of its layers in int8 (the opt-in
 accurate model); ``speech-stats-v2`` and ``speech-stats`` are the previous defaults, kept to
 reproduce the models trained with them.
 """
@@ -98,9 +99,8 @@ RECIPES = {
         "(10 copies); speaker-disjoint early stopping, temperature scaling",
     ),
 }
-# The opt-in accurate recipe (models/ser-accurate.onnx): the bundled recipe's training on the
-# statistics plus a pretrained speaker encoder. +10 points on unseen RAVDESS actors and in
-# babble, level on the unseen TESS speaker when trained on both corpora, but worse when it
+# The first accurate recipe: the bundled recipe's training on the statistics plus a pretrained
+# speaker encoder. +9 points on unseen RAVDESS actors and +13 in babble, but worse when it
 # has one or two training voices, and twelve times the features' cost: docs/accuracy-notes.md.
 RECIPES["speech-stats-v2-voices-ge2e"] = Recipe(
     "speech-stats-v2-voices-ge2e",
@@ -112,7 +112,7 @@ RECIPES["speech-stats-v2-voices-ge2e"] = Recipe(
     "speaker-disjoint early stopping, temperature scaling)",
 )
 # The same on the encoder with its last two LSTM layers in int8 (0.58 of the float LSTM's time,
-# outputs within 0.999 correlation): the recipe of models/ser-accurate.onnx.
+# outputs within 0.997 correlation, the same accuracy): the opt-in models/ser-accurate.onnx.
 RECIPES["speech-stats-v2-voices-ge2e-int8"] = replace(
     RECIPES["speech-stats-v2-voices-ge2e"],
     name="speech-stats-v2-voices-ge2e-int8",
