@@ -18,8 +18,8 @@ within 5e-6, checked on corpus clips.)
     .venv/bin/python bench/voice_encoder.py fidelity [--every 20]
 
 The all-layer int8 encoder is written to ``$SER_VOICE_ENCODER_INT8`` or
-``~/.cache/ser/voice-encoder/resemblyzer-ge2e-int8-all-layers.onnx`` on first use; its SHA-256 goes into
-the variant's feature configuration, so the feature cache never mixes encoders.
+``~/.cache/ser/voice-encoder/resemblyzer-ge2e-int8-all-layers.onnx`` on first use; its SHA-256
+goes into the variant's feature configuration, so the feature cache never mixes encoders.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from service.features import (  # noqa: E402
 from trainer.corpora import default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.recipes import RECIPES  # noqa: E402
 
-#: The served feature set and recipe (the whole encoder, float).
+#: The float encoder's feature set and recipe (the first accurate model's); the variants below
+#: are built on them.
 SERVED_FEATURE_SET = "speech-stats-v2+ge2e"
 SERVED_RECIPE = "speech-stats-v2-voices-ge2e"
 #: The accurate model's: the same on the encoder with its last two LSTM layers in int8.
