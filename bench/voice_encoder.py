@@ -82,10 +82,11 @@ def encoder_variant(
     *,
     int8: bool = False,
     edge_trim_db: float | None = VoiceEncoderConfig().edge_trim_db,
+    base: str = SERVED_FEATURE_SET,
 ) -> StatsWithEncoder:
-    """The served feature set with only ``parts`` of the encoder's outputs, optionally on the
-    int8 encoder or with another edge trim (None: the encoder sees every frame)."""
-    served = FEATURE_SETS[SERVED_FEATURE_SET]
+    """The ``base`` feature set with only ``parts`` of the encoder's outputs, optionally on the
+    all-layer int8 encoder or with another edge trim (None: the encoder sees every frame)."""
+    served = FEATURE_SETS[base]
     assert isinstance(served, StatsWithEncoder)
     encoder = replace(served.config.encoder, parts=parts, edge_trim_db=edge_trim_db)
     if int8:
@@ -112,6 +113,16 @@ def register() -> None:
     # The same on the int8 encoder the accurate model runs (last two LSTM layers int8).
     served_int8 = replace(RECIPES[SERVED_INT8_RECIPE], name="v2-voices+encoder-trim40-int8")
     ablation.VARIANTS[served_int8.name] = RECIPES[served_int8.name] = served_int8
+    # The accurate model's features without the d-vector, the part trained to be the speaker:
+    # does it cost the accurate model the unseen TESS speaker?
+    name, feature_set = "v2-voices+encoder-trim40-int8-mean-std", "v2+encoder-int8-mean-std"
+    FEATURE_SETS[feature_set] = encoder_variant(
+        feature_set, ("mean", "std"), base=SERVED_INT8_FEATURE_SET
+    )
+    description = "the accurate model's recipe without the encoder's d-vector"
+    ablation.VARIANTS[name] = RECIPES[name] = ablation._bundled_training(
+        name, feature_set, description
+    )
     for name, parts, int8 in (
         # The encoder on every frame, silent edges included (how it was first tried).
         ("v2-voices+encoder", PARTS, False),

@@ -86,5 +86,11 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         served_int8 = ablation.VARIANTS["v2-voices+encoder-trim40-int8"]
         assert served_int8.feature_set == SERVED_INT8_FEATURE_SET
         assert served_int8.config == RECIPES[SERVED_RECIPE].config
+        # Its subset is built on the int8 encoder, not the float one.
+        subset = FEATURE_SETS[
+            ablation.VARIANTS["v2-voices+encoder-trim40-int8-mean-std"].feature_set
+        ]
+        int8_encoder = FEATURE_SETS[SERVED_INT8_FEATURE_SET].to_dict()["encoder"]
+        assert subset.to_dict()["encoder"] == {**int8_encoder, "parts": ["mean", "std"]}
         untrimmed = FEATURE_SETS[ablation.VARIANTS["v2-voices+encoder"].feature_set]
         assert untrimmed.to_dict()["encoder"]["edge_trim_db"] is None
