@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -84,9 +85,10 @@ def export(out: Path) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); ONNX vs torch max |diff| {parity:.1e}")
 
 
-def quantize(source: bytes) -> bytes:
+def quantize(source: bytes, *, float_layers: int = 1, per_channel: bool = True) -> bytes:
     """The float encoder file's ``source`` bytes under onnxruntime's dynamic int8 quantisation
-    of its second and third LSTM layers, weights per output channel.
+    of its LSTM layers after the first ``float_layers``, weights per output channel unless
+    ``per_channel`` is False. The defaults make the shipped int8 file.
 
     The first layer stays float: its input is mel *power*, many decades wide, and dynamic
     quantisation gives an input tensor one uint8 scale, so the quiet bands round to zero. All
@@ -111,19 +113,25 @@ def quantize(source: bytes) -> bytes:
             str(float_path),
             str(int8_path),
             weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=lstms[:1],
+            per_channel=per_channel,
+            nodes_to_exclude=lstms[:float_layers],
         )
         return int8_path.read_bytes()
 
 
+def _service_features() -> ModuleType:
+    """``service.features``, imported only when needed: the export runs in a venv of its own."""
+    sys.path.insert(0, str(SHIPPED.parents[2]))
+    from service import features
+
+    return features
+
+
 def _store_packed(out: Path, data: bytes) -> None:
     """Write ``data`` as the repository stores encoders: packed, lossless, under 5 MB."""
-    sys.path.insert(0, str(SHIPPED.parents[2]))
-    from service.features import PACKED_SUFFIX, pack_encoder
-
-    packed = out.with_name(out.name + PACKED_SUFFIX)
-    packed.write_bytes(pack_encoder(data))
+    features = _service_features()
+    packed = out.with_name(out.name + features.PACKED_SUFFIX)
+    packed.write_bytes(features.pack_encoder(data))
     print(f"packed {out.name} as {packed} ({packed.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -139,11 +147,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quantize:
-        sys.path.insert(0, str(SHIPPED.parents[2]))
-        from service.features import read_encoder
-
         out = args.out or SHIPPED_INT8
-        data = quantize(read_encoder(SHIPPED))
+        data = quantize(_service_features().read_encoder(SHIPPED))
         if out == SHIPPED_INT8:
             _store_packed(out, data)
         else:

@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ablation, accuracy  # noqa: E402
+from bench.export_voice_encoder import quantize  # noqa: E402
 from service import features  # noqa: E402
 from service.features import (  # noqa: E402
     FEATURE_SETS,
@@ -49,11 +50,11 @@ from trainer.recipes import RECIPES  # noqa: E402
 
 #: The float encoder's feature set and recipe (the first accurate model's); the variants below
 #: are built on them.
-SERVED_FEATURE_SET = "speech-stats-v2+ge2e"
-SERVED_RECIPE = "speech-stats-v2-voices-ge2e"
+FLOAT_FEATURE_SET = "speech-stats-v2+ge2e"
+FLOAT_RECIPE = "speech-stats-v2-voices-ge2e"
 #: The accurate model's: the same on the encoder with its last two LSTM layers in int8.
-SERVED_INT8_FEATURE_SET = "speech-stats-v2+ge2e-int8"
-SERVED_INT8_RECIPE = "speech-stats-v2-voices-ge2e-int8"
+ACCURATE_FEATURE_SET = "speech-stats-v2+ge2e-int8"
+ACCURATE_RECIPE = "speech-stats-v2-voices-ge2e-int8"
 PARTS = VoiceEncoderConfig().parts
 HIDDEN = VoiceEncoderConfig().hidden
 
@@ -65,14 +66,9 @@ def int8_encoder_path() -> Path:
     default = cache / "resemblyzer-ge2e-int8-all-layers.onnx"
     target = Path(os.environ.get("SER_VOICE_ENCODER_INT8", default))
     if not target.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         target.parent.mkdir(parents=True, exist_ok=True)
-        # The shipped file is stored packed; the quantiser reads a plain ONNX file.
-        source = target.with_name(f"{target.stem}-source.onnx")
-        source.write_bytes(features.read_encoder(features.ENCODER_DIR / VoiceEncoderConfig().file))
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
-        source.unlink()
+        source = features.read_encoder(features.ENCODER_DIR / VoiceEncoderConfig().file)
+        target.write_bytes(quantize(source, float_layers=0, per_channel=False))
     return target
 
 
@@ -82,7 +78,7 @@ def encoder_variant(
     *,
     int8: bool = False,
     edge_trim_db: float | None = VoiceEncoderConfig().edge_trim_db,
-    base: str = SERVED_FEATURE_SET,
+    base: str = FLOAT_FEATURE_SET,
 ) -> StatsWithEncoder:
     """The ``base`` feature set with only ``parts`` of the encoder's outputs, optionally on the
     all-layer int8 encoder or with another edge trim (None: the encoder sees every frame)."""
@@ -108,16 +104,16 @@ def register() -> None:
     makes no int8 file."""
     # The served recipe under the name its rows were logged as (the encoder on the clip's
     # span between the first and last frame within 40 dB of its loudest).
-    served = replace(RECIPES[SERVED_RECIPE], name="v2-voices+encoder-trim40")
+    served = replace(RECIPES[FLOAT_RECIPE], name="v2-voices+encoder-trim40")
     ablation.VARIANTS[served.name] = RECIPES[served.name] = served
     # The same on the int8 encoder the accurate model runs (last two LSTM layers int8).
-    served_int8 = replace(RECIPES[SERVED_INT8_RECIPE], name="v2-voices+encoder-trim40-int8")
+    served_int8 = replace(RECIPES[ACCURATE_RECIPE], name="v2-voices+encoder-trim40-int8")
     ablation.VARIANTS[served_int8.name] = RECIPES[served_int8.name] = served_int8
     # The accurate model's features without the d-vector, the part trained to be the speaker:
     # does it cost the accurate model the unseen TESS speaker?
     name, feature_set = "v2-voices+encoder-trim40-int8-mean-std", "v2+encoder-int8-mean-std"
     FEATURE_SETS[feature_set] = encoder_variant(
-        feature_set, ("mean", "std"), base=SERVED_INT8_FEATURE_SET
+        feature_set, ("mean", "std"), base=ACCURATE_FEATURE_SET
     )
     description = "the accurate model's recipe without the encoder's d-vector"
     ablation.VARIANTS[name] = RECIPES[name] = ablation._bundled_training(
@@ -152,9 +148,9 @@ def cost(seconds: float, repeats: int) -> None:
     rng = np.random.default_rng(0)
     rate = VoiceEncoderConfig().spectral.sample_rate
     clip = (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
-    float32 = FEATURE_SETS[SERVED_FEATURE_SET]
+    float32 = FEATURE_SETS[FLOAT_FEATURE_SET]
     int8 = FEATURE_SETS["v2+encoder-embedding-mean-std-int8"]
-    served_int8 = FEATURE_SETS[SERVED_INT8_FEATURE_SET]
+    served_int8 = FEATURE_SETS[ACCURATE_FEATURE_SET]
     assert isinstance(float32, StatsWithEncoder) and isinstance(int8, StatsWithEncoder)
     assert isinstance(served_int8, StatsWithEncoder)
     for name, run in {
@@ -179,8 +175,8 @@ def fidelity(data_root: Path, every: int) -> None:
     correlation over each part's 256 values, per clip."""
     import soundfile as sf
 
-    float32 = FEATURE_SETS[SERVED_FEATURE_SET]
-    served_int8 = FEATURE_SETS[SERVED_INT8_FEATURE_SET]
+    float32 = FEATURE_SETS[FLOAT_FEATURE_SET]
+    served_int8 = FEATURE_SETS[ACCURATE_FEATURE_SET]
     assert isinstance(float32, StatsWithEncoder) and isinstance(served_int8, StatsWithEncoder)
     quantised = {
         "int8, all three layers": encoder_variant("fidelity-int8", PARTS, int8=True).encoder,

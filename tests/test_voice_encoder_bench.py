@@ -11,11 +11,11 @@ import pytest
 
 from bench import ablation
 from bench.voice_encoder import (
+    ACCURATE_FEATURE_SET,
+    FLOAT_FEATURE_SET,
+    FLOAT_RECIPE,
     HIDDEN,
     PARTS,
-    SERVED_FEATURE_SET,
-    SERVED_INT8_FEATURE_SET,
-    SERVED_RECIPE,
     encoder_variant,
     register,
 )
@@ -32,7 +32,7 @@ def int8_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_subset_keeps_the_statistics_then_its_parts_in_order() -> None:
-    served = get_feature_set(SERVED_FEATURE_SET)
+    served = get_feature_set(FLOAT_FEATURE_SET)
     y = tone(freq=200.0, noise=0.01)
     full = served.extract(y)
     stats_dim = get_feature_set("speech-stats-v2").dim
@@ -52,7 +52,7 @@ def test_the_int8_encoder_is_made_from_the_shipped_one_and_named_by_content(
     int8_path: Path,
 ) -> None:
     y = tone(freq=200.0, noise=0.01)
-    float32 = get_feature_set(SERVED_FEATURE_SET)
+    float32 = get_feature_set(FLOAT_FEATURE_SET)
     int8 = encoder_variant("test-int8", PARTS, int8=True)
     assert int8_path.exists()
     recorded = int8.to_dict()["encoder"]
@@ -80,17 +80,17 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         assert "int8" in FEATURE_SETS[recipe.feature_set].to_dict()["encoder"]["source"]
         # The served recipe, under its logged name; the first encoder variant saw every frame.
         served = ablation.VARIANTS["v2-voices+encoder-trim40"]
-        assert served.feature_set == RECIPES[SERVED_RECIPE].feature_set == SERVED_FEATURE_SET
-        assert served.config == RECIPES[SERVED_RECIPE].config
+        assert served.feature_set == RECIPES[FLOAT_RECIPE].feature_set == FLOAT_FEATURE_SET
+        assert served.config == RECIPES[FLOAT_RECIPE].config
         # The accurate model's recipe (int8 encoder), under its logged name.
         served_int8 = ablation.VARIANTS["v2-voices+encoder-trim40-int8"]
-        assert served_int8.feature_set == SERVED_INT8_FEATURE_SET
-        assert served_int8.config == RECIPES[SERVED_RECIPE].config
+        assert served_int8.feature_set == ACCURATE_FEATURE_SET
+        assert served_int8.config == RECIPES[FLOAT_RECIPE].config
         # Its subset is built on the int8 encoder, not the float one.
         subset = FEATURE_SETS[
             ablation.VARIANTS["v2-voices+encoder-trim40-int8-mean-std"].feature_set
         ]
-        int8_encoder = FEATURE_SETS[SERVED_INT8_FEATURE_SET].to_dict()["encoder"]
+        int8_encoder = FEATURE_SETS[ACCURATE_FEATURE_SET].to_dict()["encoder"]
         assert subset.to_dict()["encoder"] == {**int8_encoder, "parts": ["mean", "std"]}
         untrimmed = FEATURE_SETS[ablation.VARIANTS["v2-voices+encoder"].feature_set]
         assert untrimmed.to_dict()["encoder"]["edge_trim_db"] is None
