@@ -149,13 +149,6 @@ _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     "v2-silence-30db": {"silence_db": 30.0},
     "v2-silence-25db": {"silence_db": 25.0},
     "v2-silence-35db": {"silence_db": 35.0},
-    # Spectral subtraction of the quietest tenth of the frames' mean spectrum (twice over,
-    # each bin keeping at least a fifth of the estimate) before every statistic: steady
-    # noise fills the spectrum's valleys, which the gate alone cannot undo.
-    "v4-denoise-2x": {"version": 4, "noise_subtraction": 2.0, "noise_floor_gain": 0.2},
-    "v4-denoise-1x": {"version": 4, "noise_subtraction": 1.0, "noise_floor_gain": 0.2},
-    "v4-denoise-1x-floor05": {"version": 4, "noise_subtraction": 1.0, "noise_floor_gain": 0.5},
-    "v4-denoise-2x-floor05": {"version": 4, "noise_subtraction": 2.0, "noise_floor_gain": 0.5},
     # The candidate for a served version 3: the 30 dB gate with the cheaper pitch front end.
     "v3-silence-30db-pitch-spectrum": {
         "version": 3,

@@ -141,23 +141,6 @@ def register() -> None:
         )
         recipe = ablation._bundled_training(name, feature_set, description)
         ablation.VARIANTS[name] = RECIPES[name] = recipe
-    # The accurate model with spectral subtraction on its encoder's input (twice the quietest
-    # tenth's mean mel spectrum, each band keeping a fifth of it): its outputs in white noise
-    # at 10 dB correlate with the clean ones at a median 0.47 (d-vector), 0.56 subtracted.
-    name = feature_set = "v2-voices+encoder-trim40-int8-denoise"
-    accurate = FEATURE_SETS[ACCURATE_FEATURE_SET]
-    assert isinstance(accurate, StatsWithEncoder)
-    FEATURE_SETS[feature_set] = StatsWithEncoder(
-        replace(
-            accurate.config,
-            name=feature_set,
-            encoder=replace(accurate.config.encoder, noise_subtraction=2.0, noise_floor_gain=0.2),
-        )
-    )
-    description = "the accurate model's recipe, spectral subtraction on the encoder's input"
-    ablation.VARIANTS[name] = RECIPES[name] = ablation._bundled_training(
-        name, feature_set, description
-    )
     # The default and the accurate model side by side, their probabilities averaged: the
     # accurate model's statistics are the default's features, so serving both costs one more
     # small network. Does the default's lead with one training voice survive the average?

@@ -338,16 +338,6 @@ class SpeechStatsConfig:
     #: the floor (noisy ones); None = to every clip. Clean recordings keep the loudest-frame
     #: test alone, so their statistics do not depend on how quiet their pauses are.
     floor_gate_below_db: float | None = None
-    # Added in version 4 (recorded from version 4 on).
-    #: Spectral subtraction before any statistic: the mean power spectrum of the quietest
-    #: tenth of the frames (the noise floor's frames) times this factor is taken from every
-    #: frame; None = none. Steady noise fills the spectrum's valleys and every spectral
-    #: statistic with it; the gate alone only chooses which frames are pooled.
-    noise_subtraction: float | None = None
-    #: What a bin keeps at least, as a fraction of the noise estimate there: a floor shaped
-    #: like the noise instead of zeros, whose logarithm would be the loudest thing in a
-    #: log-mel band that speech never reaches.
-    noise_floor_gain: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -364,7 +354,6 @@ class SpeechStatsConfig:
 _SPEECH_STATS_ADDED_FIELDS = {
     2: ("pitch_rate", "pitch_hop", "flatness_on", "voice_quality", "floor_margin_db"),
     3: ("pitch_from_spectrum", "floor_gate_below_db"),
-    4: ("noise_subtraction", "noise_floor_gain"),
 }
 
 
@@ -514,36 +503,25 @@ class SpeechStats(_UtteranceFeatures):
         spec = cfg.spectral
         y = _validated(samples)
         power = self.frontend._power(y)
+        mel_power = self.frontend.mel_power(power)
+        log_mel = self.frontend.log_mel(power, mel_power=mel_power)
+        mfcc = log_mel @ self.frontend.mel_dct[1]
         # Cumulative power by 16-bin block, every frame: the last column is the frame's total
         # power (the energy track, and the spectral shape's denominator) and the speech rows
         # serve the roll-off, one matrix product for all three.
         block_sums = _block_sums(power)
         frame_power = block_sums[:, -1]
         energy = _DB_PER_NEPER * np.log(np.maximum(frame_power, spec.db_amin))
-        tenth = energy.shape[0] // 10
-        floor = np.partition(energy, tenth)[tenth]
-        # The gate is decided on the recorded energy, before any subtraction.
         threshold = energy.max() - cfg.silence_db
         if cfg.floor_margin_db is not None:
+            tenth = energy.shape[0] // 10
+            floor = np.partition(energy, tenth)[tenth]
             noisy = (
                 cfg.floor_gate_below_db is None or energy.max() - floor < cfg.floor_gate_below_db
             )
             if noisy:
                 threshold = max(threshold, floor + cfg.floor_margin_db)
         speech = energy > threshold
-        if cfg.noise_subtraction is not None:
-            power = subtract_noise_floor(
-                power,
-                quiet=energy <= floor,
-                over=cfg.noise_subtraction,
-                floor_gain=cfg.noise_floor_gain,
-            )
-            block_sums = _block_sums(power)
-            frame_power = block_sums[:, -1]
-            energy = _DB_PER_NEPER * np.log(np.maximum(frame_power, spec.db_amin))
-        mel_power = self.frontend.mel_power(power)
-        log_mel = self.frontend.log_mel(power, mel_power=mel_power)
-        mfcc = log_mel @ self.frontend.mel_dct[1]
         if speech.sum() < 3:
             speech[:] = True
         frame_s = spec.hop_length / self.sample_rate
@@ -625,34 +603,6 @@ class SpeechStats(_UtteranceFeatures):
         return np.concatenate(
             [np.asarray(part, dtype=np.float64).ravel() for part in parts]
         ).astype(np.float32)
-
-
-def subtract_noise_floor(
-    power: np.ndarray, *, quiet: np.ndarray, over: float, floor_gain: float
-) -> np.ndarray:
-    """Power spectral subtraction (Berouti et al., 1979) with the noise taken from quiet frames.
-
-    Parameters
-    ----------
-    power : np.ndarray, shape (frames, bins)
-        Power spectrogram.
-    quiet : np.ndarray of bool, shape (frames,)
-        The frames that hold the noise alone; their mean spectrum is the noise estimate.
-    over : float
-        Over-subtraction factor: how many times the estimate is taken from every frame.
-    floor_gain : float
-        Each bin keeps at least this fraction of the estimate.
-
-    Returns
-    -------
-    np.ndarray, shape (frames, bins), float32
-        ``max(power - over * noise, floor_gain * noise)``. A recording whose quiet frames are
-        digital silence (an estimate of zero) comes back unchanged.
-    """
-    if quiet.shape != power.shape[:1] or not quiet.any():
-        raise FeatureError("quiet must mark at least one of the power spectrogram's frames")
-    noise = power[quiet].mean(axis=0, dtype=np.float64).astype(np.float32)
-    return np.maximum(power - np.float32(over) * noise, np.float32(floor_gain) * noise)
 
 
 def _voice_quality(
@@ -881,18 +831,10 @@ class VoiceEncoderConfig:
     #: between corpora gains 4-12 points (docs/accuracy-notes.md), and the LSTM runs fewer
     #: steps (half on RAVDESS's clips).
     edge_trim_db: float | None = 40.0
-    #: Spectral subtraction on the encoder's mel frames before the trim, as
-    #: :attr:`SpeechStatsConfig.noise_subtraction` (the quietest tenth of the frames is the
-    #: noise); None = none. Recorded in the contract only when set.
-    noise_subtraction: float | None = None
-    noise_floor_gain: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["parts"] = list(self.parts)
-        if self.noise_subtraction is None:
-            # Added later: the models trained before keep their recorded contract.
-            del out["noise_subtraction"], out["noise_floor_gain"]
         return out
 
 
@@ -995,15 +937,6 @@ class VoiceEncoder:
         if dbfs < config.target_dbfs:
             y = y * np.float32(10.0 ** ((config.target_dbfs - dbfs) / 20.0))
         mels = self.frontend.mel_power(self.frontend._power(y))
-        if config.noise_subtraction is not None:
-            level = _DB_PER_NEPER * np.log(mels.sum(axis=1, dtype=np.float64) + 1e-12)
-            tenth = level.shape[0] // 10
-            mels = subtract_noise_floor(
-                np.asarray(mels),
-                quiet=level <= np.partition(level, tenth)[tenth],
-                over=config.noise_subtraction,
-                floor_gain=config.noise_floor_gain,
-            )
         if config.edge_trim_db is not None:
             level = _DB_PER_NEPER * np.log(mels.sum(axis=1, dtype=np.float64) + 1e-12)
             loud = np.flatnonzero(level > level.max() - config.edge_trim_db)
