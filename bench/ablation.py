@@ -20,8 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +158,7 @@ _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
 
 FEATURE_SETS["v2-both-gates"] = _BothGates("v2-both-gates")
 
-VARIANTS: dict[str, Recipe | Fused] = {
+VARIANTS = {
     # The default recipe itself, as `ser-train` and `bench/accuracy.py` train it.
     "speech-stats-v2": RECIPES["speech-stats-v2"],
     "v1-fixed-snr": _variant("v1-fixed-snr", "speech-stats-v1", FIXED_SNR),
@@ -199,51 +198,6 @@ VARIANTS: dict[str, Recipe | Fused] = {
         "v2-no-mfcc-means", _v2_without("v2-no-mfcc-means", [f"mfcc{i}_mean" for i in range(30)])
     ),
 }
-
-
-@dataclass(frozen=True)
-class Fused:
-    """Late fusion (bench only): each member recipe is trained on the same fold by itself,
-    and their temperature-calibrated probabilities are averaged. Calibrated, because a
-    member's raw probabilities can be far sharper than another's (the default's raw ECE is
-    0.25) and would outvote it; the average is both the scored and the calibrated output."""
-
-    name: str
-    members: tuple[Recipe, ...]
-
-
-def fused_train_predict(
-    variant: Recipe | Fused,
-    feats: Features,
-    train: np.ndarray,
-    tests: Callable[[str], dict[str, np.ndarray]],
-    labels: list[str],
-    y: np.ndarray,
-    *,
-    seed: int,
-) -> dict[str, Any]:
-    """``train_predict`` for a recipe, or for each member of a :class:`Fused` and averaged.
-    ``tests(feature_set)`` gives the test matrices in that feature set."""
-    if isinstance(variant, Recipe):
-        return train_predict(
-            variant, feats, train, tests(variant.feature_set), labels, y, seed=seed
-        )
-    outs = [
-        train_predict(member, feats, train, tests(member.feature_set), labels, y, seed=seed)
-        for member in variant.members
-    ]
-    fused: dict[str, Any] = {}
-    for key in outs[0]:
-        if key == "temperature":
-            continue
-        mean = np.mean([out[key]["calibrated"] for out in outs], axis=0)
-        fused[key] = {"raw": mean, "calibrated": mean}
-    return fused
-
-
-def _single_test(feats: Features, test: np.ndarray) -> Callable[[str], dict[str, np.ndarray]]:
-    """The test matrix of clips ``test`` in a given feature set, under the key ``"t"``."""
-    return lambda feature_set: {"t": feats.get(feature_set)[test]}
 
 
 #: Protocol groups: RAVDESS folds (clean, white and babble noise), TESS cross-speaker, and
@@ -302,43 +256,29 @@ def main() -> None:
         if "cross-corpus" in args.protocols:
             runs |= {"tess->rav": [], "rav->tess": []}
         for _, train, test in ravdess_folds(rav8) if "ravdess" in args.protocols else []:
-
-            def rav_tests(fs: str, test: np.ndarray = test) -> dict[str, np.ndarray]:
-                return {
-                    "rav8": rav_feats.get(fs)[test],
-                    "rav8+white@10": rav_feats.get(fs, "white@10", "test")[test],
-                    "rav8+babble@10": rav_feats.get(fs, "babble@10", "test")[test],
-                }
-
-            out = fused_train_predict(
-                variant, rav_feats, train, rav_tests, rav_labels, y_rav, seed=args.seed
-            )
-            for key in ("rav8", "rav8+white@10", "rav8+babble@10"):
+            fs = variant.feature_set
+            tests = {
+                "rav8": rav_feats.get(fs)[test],
+                "rav8+white@10": rav_feats.get(fs, "white@10", "test")[test],
+                "rav8+babble@10": rav_feats.get(fs, "babble@10", "test")[test],
+            }
+            out = train_predict(variant, rav_feats, train, tests, rav_labels, y_rav, seed=args.seed)
+            for key in tests:
                 runs[key].append(score(out[key], y_rav[test], rav_labels))
         speaker_pairs = (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
         for a, b in speaker_pairs if "cross-speaker" in args.protocols else ():
             train, test = np.flatnonzero(speakers == a), np.flatnonzero(speakers == b)
-            out = fused_train_predict(
-                variant,
-                tess_feats,
-                train,
-                _single_test(tess_feats, test),
-                tess_labels,
-                y_tess,
-                seed=args.seed,
+            x_test = tess_feats.get(variant.feature_set)[test]
+            out = train_predict(
+                variant, tess_feats, train, {"t": x_test}, tess_labels, y_tess, seed=args.seed
             )
             runs["tess-x"].append(score(out["t"], y_tess[test], tess_labels))
         directions = (("tess->rav", is_tess), ("rav->tess", ~is_tess))
         for key, source in directions if "cross-corpus" in args.protocols else ():
             train, test = np.flatnonzero(source), np.flatnonzero(~source)
-            out = fused_train_predict(
-                variant,
-                both_feats,
-                train,
-                _single_test(both_feats, test),
-                both_labels,
-                y_both,
-                seed=args.seed,
+            x_test = both_feats.get(variant.feature_set)[test]
+            out = train_predict(
+                variant, both_feats, train, {"t": x_test}, both_labels, y_both, seed=args.seed
             )
             runs[key].append(score(out["t"], y_both[test], both_labels))
         row = {k: round(100 * pooled(v)["unweighted_accuracy"], 1) for k, v in runs.items()}

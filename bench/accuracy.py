@@ -27,12 +27,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainer.calibrate import apply_temperature, fit_temperature  # noqa: E402
+from service.features import get_feature_set  # noqa: E402
+from trainer.calibrate import apply_temperature  # noqa: E402
 from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess  # noqa: E402
 from trainer.evaluate import (  # noqa: E402
     classification_metrics,
     expected_calibration_error,
-    speaker_disjoint_validation,
     speaker_folds,
     stratified_split,
 )
@@ -99,30 +99,28 @@ def train_predict(
     *,
     seed: int,
 ) -> dict[str, Any]:
-    """Train on train_idx (plus augmented copies), return test probabilities (calibrated and raw)."""
-    from trainer.network import fit, predict_proba
+    """Train on train_idx (plus augmented copies) as the trainer trains a fold, return test
+    probabilities (calibrated and raw; a fused recipe's raw output is its networks' average)."""
+    from trainer.network import predict_proba
+    from trainer.pipeline import statistics_columns, train_fold
 
     config = replace(system.config, seed=seed)
-    fit_idx, val_idx = speaker_disjoint_validation(feats.clips, train_idx, fraction=0.15, seed=seed)
-    base = feats.get(system.feature_set)
-    x_fit = [base[fit_idx]]
-    y_fit = [y[fit_idx]]
-    for aug in system.config.augmentations:
-        x_fit.append(feats.get(system.feature_set, aug)[fit_idx])
-        y_fit.append(y[fit_idx])
-    model = fit(
-        np.concatenate(x_fit),
-        np.concatenate(y_fit),
-        base[val_idx],
-        y[val_idx],
+    views: dict[str | None, np.ndarray] = {None: feats.get(system.feature_set)}
+    for aug in config.augmentations:
+        views[aug] = feats.get(system.feature_set, aug)
+    trained = train_fold(
+        views,
+        y,
+        feats.clips,
+        train_idx,
         n_labels=len(labels),
         config=config,
+        statistics_columns=statistics_columns(get_feature_set(system.feature_set), config),
     )
-    temperature = fit_temperature(predict_proba(model, base[val_idx]), y[val_idx])
-    out: dict[str, Any] = {"temperature": temperature}
+    out: dict[str, Any] = {"temperature": trained.temperature}
     for name, x_test in test_sets.items():
-        raw = predict_proba(model, x_test)
-        out[name] = {"raw": raw, "calibrated": apply_temperature(raw, temperature)}
+        raw = predict_proba(trained.model, x_test)
+        out[name] = {"raw": raw, "calibrated": apply_temperature(raw, trained.temperature)}
     return out
 
 

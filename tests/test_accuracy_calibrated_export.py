@@ -128,3 +128,91 @@ def test_an_ensemble_serves_the_mean_of_its_members(tmp_path) -> None:
     np.testing.assert_allclose(
         load_model(path).predict_proba(x_all), np.mean(members, axis=0), atol=1e-5
     )
+
+
+def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> None:
+    """``fuse_statistics``: a network on every feature and one on the statistics alone, each
+    calibrated on the held-out split, averaged; the export serves that average."""
+    from trainer.calibrate import apply_temperature, fit_temperature
+    from trainer.config import TrainConfig
+    from trainer.corpora import Clip
+    from trainer.export import export_model
+    from trainer.network import fit, predict_proba, with_temperature
+    from trainer.pipeline import statistics_columns, train_fold
+
+    fs = get_feature_set("speech-stats-v2+ge2e-int8")
+    config = TrainConfig(
+        seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4, fuse_statistics=True
+    )
+    columns = statistics_columns(fs, config)
+    assert columns == fs.statistics.dim and 0 < columns < fs.dim
+    x, y, clips = [], [], []
+    for label, freq in enumerate((120.0, 240.0)):
+        for i in range(10):
+            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=70 * label + i)
+            x.append(fs.extract(clip))
+            y.append(label)
+            clips.append(Clip(tmp_path / f"{label}-{i}.wav", str(label), f"s{i % 4}", "synthetic"))
+    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    fused = train_fold(
+        {None: x_all},
+        y_all,
+        clips,
+        np.arange(len(clips)),
+        n_labels=2,
+        config=config,
+        statistics_columns=columns,
+    )
+
+    def calibrated(x_part: np.ndarray) -> np.ndarray:
+        fit_x, val_x = x_part[fused.fit_idx], x_part[fused.val_idx]
+        model = fit(fit_x, y_all[fused.fit_idx], val_x, y_all[fused.val_idx], n_labels=2,
+                    config=config)  # fmt: skip
+        temperature = fit_temperature(predict_proba(model, val_x), y_all[fused.val_idx])
+        return predict_proba(with_temperature(model, temperature), x_part)
+
+    every, statistics = calibrated(x_all), calibrated(x_all[:, :columns])
+    assert np.abs(every - statistics).max() > 1e-3  # two different networks
+    expected = (every + statistics) / 2
+    np.testing.assert_allclose(predict_proba(fused.model, x_all), expected, atol=1e-6)
+    # Its own temperature is fitted on the same held-out speakers, and the export serves it.
+    assert fused.temperature == pytest.approx(
+        fit_temperature(expected[fused.val_idx], y_all[fused.val_idx]), rel=1e-4
+    )
+    path = tmp_path / "fused.onnx"
+    meta = export_model(
+        with_temperature(fused.model, fused.temperature),
+        path=path,
+        name="fused",
+        labels=["angry", "sad"],
+        feature_set=fs,
+        parity_features=x_all,
+        training_data={"clips": len(x_all)},
+        metrics={},
+        temperature=fused.temperature,
+    )
+    served = load_model(path)
+    np.testing.assert_allclose(
+        served.predict_proba(x_all), apply_temperature(expected, fused.temperature), atol=1e-5
+    )
+    # The recorded normalisation is the all-feature network's: the model's whole input.
+    assert len(json.loads(meta[contract.KEY_NORMALISATION])["mean"]) == fs.dim
+
+
+def test_fusion_needs_statistics_ahead_of_an_encoder() -> None:
+    from trainer.config import TrainConfig
+    from trainer.network import build_mlp, fuse_networks
+    from trainer.pipeline import statistics_columns
+
+    config = TrainConfig(architecture="mlp", hidden=(4,), fuse_statistics=True)
+    with pytest.raises(ValueError, match="speech-stats-v2 is not"):
+        statistics_columns(get_feature_set("speech-stats-v2"), config)
+    assert statistics_columns(get_feature_set("speech-stats-v2"), TrainConfig()) is None
+
+    def mlp(dim: int):
+        return build_mlp(
+            input_dim=dim, n_labels=2, mean=np.zeros(dim), std=np.ones(dim), config=config
+        )
+
+    with pytest.raises(ValueError, match="first 5 of 10"):
+        fuse_networks(mlp(10), mlp(4), columns=5)

@@ -3,6 +3,7 @@ in their order, the int8 encoder made from the shipped one, and registration onl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from unittest.mock import patch
 
@@ -12,6 +13,7 @@ import pytest
 from bench import ablation
 from bench.voice_encoder import (
     ACCURATE_FEATURE_SET,
+    ACCURATE_RECIPE,
     FLOAT_FEATURE_SET,
     FLOAT_RECIPE,
     HIDDEN,
@@ -94,3 +96,7 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         assert subset.to_dict()["encoder"] == {**int8_encoder, "parts": ["mean", "std"]}
         untrimmed = FEATURE_SETS[ablation.VARIANTS["v2-voices+encoder"].feature_set]
         assert untrimmed.to_dict()["encoder"]["edge_trim_db"] is None
+        # The late fusion: the accurate model's recipe, fused with a statistics network.
+        fused = ablation.VARIANTS["fused-default+accurate-int8"]
+        assert fused.feature_set == ACCURATE_FEATURE_SET and fused.config.fuse_statistics
+        assert fused.config == replace(RECIPES[ACCURATE_RECIPE].config, fuse_statistics=True)

@@ -93,6 +93,16 @@ def _ensemble(config: TrainConfig) -> str:
     )
 
 
+def _fusion(config: TrainConfig) -> str:
+    if not config.fuse_statistics:
+        return ""
+    return (
+        "\n  Fused: the same training again on the feature set's statistics alone (the features "
+        "ahead of the encoder's outputs); each network calibrated, their probabilities averaged "
+        "inside the graph, and the average calibrated in turn."
+    )
+
+
 def _encoder_licence(metadata: dict[str, str]) -> list[str]:
     """The pretrained encoder a feature set runs, if any: its own licence travels too."""
     encoder = json.loads(metadata[contract.KEY_FEATURE_CONFIG]).get("encoder")
@@ -132,7 +142,7 @@ def write_card(
 - Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
 - Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
   {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; class weights {config.class_weights};
-  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}
+  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}{_fusion(config)}
 - Augmentation: {", ".join(config.augmentations) or "none"} (each a copy of the training clips,
   featurised by the same feature module).
 - Calibration: {_calibration(metadata)}

@@ -22,6 +22,7 @@ import tf2onnx  # noqa: E402
 
 from service import contract  # noqa: E402
 from service.features import FeatureSet  # noqa: E402
+from trainer.network import Standardise  # noqa: E402
 
 PARITY_TOLERANCE = 1e-5
 OPSET = 17
@@ -72,11 +73,25 @@ def check_parity(
 
 
 def standardisation(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
-    """The in-graph input statistics, read back from the model's ``standardise`` layer."""
-    layer = model.get_layer("standardise")
+    """The in-graph input statistics, read back from the model's ``standardise`` layer (in a
+    fused model, the one of the network that reads every feature, which comes first)."""
+    layer = _first_standardise(model)
+    if layer is None:
+        raise ExportError(f"model {model.name} has no standardise layer")
     mean = keras.ops.convert_to_numpy(layer.mean)
     std = 1.0 / keras.ops.convert_to_numpy(layer.inv_std)
     return mean, std
+
+
+def _first_standardise(model: keras.Model) -> Standardise | None:
+    for layer in model.layers:
+        if isinstance(layer, Standardise):
+            return layer
+        if isinstance(layer, keras.Model):
+            found = _first_standardise(layer)
+            if found is not None:
+                return found
+    return None
 
 
 def export_model(

@@ -84,6 +84,39 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     return keras.Model(model.input, outputs, name=model.name)
 
 
+@keras.saving.register_keras_serializable(package="ser")
+class LeadingColumns(keras.layers.Layer):
+    """The first ``count`` features of each row: the input of a network that reads only the
+    leading part of a feature vector (the statistics ahead of an encoder's outputs)."""
+
+    def __init__(self, count: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.count = int(count)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs[:, : self.count]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count": self.count}
+
+
+def fuse_networks(full: keras.Model, leading: keras.Model, *, columns: int) -> keras.Model:
+    """One graph: ``full`` on every feature, ``leading`` on the first ``columns``, the mean of
+    their probabilities. Both are used as they are (calibrated ones stay calibrated)."""
+    dim = full.inputs[0].shape[1]
+    if leading.inputs[0].shape[1] != columns or not 0 < columns < dim:
+        raise ValueError(
+            f"cannot fuse a {leading.inputs[0].shape[1]}-input network as the first "
+            f"{columns} of {dim} features"
+        )
+    inputs = keras.Input(shape=(dim,), name="features", dtype="float32")
+    # Renamed so the two nested networks (both "mlp") can sit in one graph.
+    full = keras.Model(full.input, full.output, name="all_features")
+    leading = keras.Model(leading.input, leading.output, name="leading_features")
+    both = [full(inputs), leading(LeadingColumns(columns, name="leading_columns")(inputs))]
+    return keras.Model(inputs, keras.layers.Average(name="fused")(both), name="fused")
+
+
 def build_mlp(
     *,
     input_dim: int,

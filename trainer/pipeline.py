@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from service.contract import EMOTIONS
-from service.features import get_feature_set
+from service.features import FeatureSet, StatsWithEncoder, get_feature_set
 from trainer.calibrate import apply_temperature, fit_temperature
 from trainer.card import write_card
 from trainer.config import TrainConfig
@@ -26,7 +26,7 @@ from trainer.evaluate import (
     summarise,
 )
 from trainer.extract import extract_corpus
-from trainer.network import fit, predict_proba, with_temperature
+from trainer.network import fit, fuse_networks, predict_proba, with_temperature
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class FoldModel:
     val_idx: np.ndarray
 
 
-def _train_fold(
+def train_fold(
     views: dict[str | None, np.ndarray],
     y: np.ndarray,
     clips: Sequence[Clip],
@@ -66,17 +66,45 @@ def _train_fold(
     *,
     n_labels: int,
     config: TrainConfig,
+    statistics_columns: int | None = None,
 ) -> FoldModel:
-    """Fit on the clean and augmented views of ``train_idx``; calibrate on held-out speakers."""
+    """Fit on the clean and augmented views of ``train_idx``; calibrate on held-out speakers.
+
+    With ``statistics_columns``, a second network is fitted on those leading columns alone,
+    each network is calibrated, and the model is their average (whose own temperature is
+    fitted on the same held-out speakers).
+    """
     fit_idx, val_idx = speaker_disjoint_validation(
         clips, train_idx, fraction=config.validation_fraction, seed=config.seed
     )
-    x_fit = np.concatenate([view[fit_idx] for view in views.values()])
     y_fit = np.concatenate([y[fit_idx]] * len(views))
-    clean = views[None]
-    model = fit(x_fit, y_fit, clean[val_idx], y[val_idx], n_labels=n_labels, config=config)
-    temperature = fit_temperature(predict_proba(model, clean[val_idx]), y[val_idx])
+
+    def calibrated(columns: slice) -> Any:
+        x_fit = np.concatenate([view[fit_idx, columns] for view in views.values()])
+        x_val = views[None][val_idx, columns]
+        model = fit(x_fit, y_fit, x_val, y[val_idx], n_labels=n_labels, config=config)
+        return model, fit_temperature(predict_proba(model, x_val), y[val_idx])
+
+    model, temperature = calibrated(slice(None))
+    if statistics_columns is not None:
+        leading = with_temperature(*calibrated(slice(statistics_columns)))
+        model = fuse_networks(
+            with_temperature(model, temperature), leading, columns=statistics_columns
+        )
+        temperature = fit_temperature(predict_proba(model, views[None][val_idx]), y[val_idx])
     return FoldModel(model, temperature, fit_idx, val_idx)
+
+
+def statistics_columns(feature_set: FeatureSet, config: TrainConfig) -> int | None:
+    """How many leading features the fused statistics network reads (None: no fusion)."""
+    if not config.fuse_statistics:
+        return None
+    if not isinstance(feature_set, StatsWithEncoder):
+        raise ValueError(
+            f"fuse_statistics needs statistics followed by an encoder's outputs, and "
+            f"{feature_set.name} is not such a feature set"
+        )
+    return feature_set.statistics.dim
 
 
 def evaluate_protocol(
@@ -87,6 +115,7 @@ def evaluate_protocol(
     labels: Sequence[str],
     *,
     config: TrainConfig,
+    statistics_columns: int | None = None,
 ) -> dict[str, Any]:
     """Metrics per fold and summarised per corpus of the held-out data."""
     per_fold: dict[str, Any] = {}
@@ -96,7 +125,15 @@ def evaluate_protocol(
         log.info(
             "%s: fold %s (%d train, %d test)", protocol, fold.name, fold.train.size, fold.test.size
         )
-        trained = _train_fold(views, y, clips, fold.train, n_labels=len(labels), config=config)
+        trained = train_fold(
+            views,
+            y,
+            clips,
+            fold.train,
+            n_labels=len(labels),
+            config=config,
+            statistics_columns=statistics_columns,
+        )
         raw = predict_proba(trained.model, x[fold.test])
         probs = apply_temperature(raw, trained.temperature)
         metrics = classification_metrics(
@@ -140,6 +177,7 @@ def train_and_export(
     from trainer.export import export_model  # TensorFlow/tf2onnx only when exporting
 
     fs = get_feature_set(feature_set)
+    fused = statistics_columns(fs, config)  # before hours of extraction, not after
     x, kept = extract_corpus(
         clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress
     )
@@ -165,11 +203,21 @@ def train_and_export(
         raise ValueError(f"labels outside the product's emotions: {sorted(unknown)}")
     y = np.array([labels.index(c.label) for c in kept])
     evaluation = {
-        protocol: evaluate_protocol(protocol, views, y, kept, labels, config=config)
+        protocol: evaluate_protocol(
+            protocol, views, y, kept, labels, config=config, statistics_columns=fused
+        )
         for protocol in protocols
     }
     log.info("training the final model on all %d clips", len(kept))
-    final = _train_fold(views, y, kept, np.arange(len(kept)), n_labels=len(labels), config=config)
+    final = train_fold(
+        views,
+        y,
+        kept,
+        np.arange(len(kept)),
+        n_labels=len(labels),
+        config=config,
+        statistics_columns=fused,
+    )
     summary = data_summary(kept)
     metrics = {protocol: result["summary"] for protocol, result in evaluation.items()}
     metrics["temperature"] = final.temperature
