@@ -143,8 +143,12 @@ def register() -> None:
         ablation.VARIANTS[name] = RECIPES[name] = recipe
     # The accurate model's recipe fused with the default's network on the statistics alone
     # (the recipe speech-stats-v2-voices-ge2e-int8-fused), under the name its rows were logged as.
-    fused = replace(RECIPES[f"{ACCURATE_RECIPE}-fused"], name="fused-default+accurate-int8")
-    ablation.VARIANTS[fused.name] = RECIPES[fused.name] = fused
+    for recipe, name in (
+        (f"{ACCURATE_RECIPE}-fused", "fused-default+accurate-int8"),
+        (f"{ACCURATE_RECIPE}-fused-third", "fused-default-third+accurate-int8"),
+    ):
+        fused = replace(RECIPES[recipe], name=name)
+        ablation.VARIANTS[fused.name] = RECIPES[fused.name] = fused
 
 
 def cost(seconds: float, repeats: int) -> None:

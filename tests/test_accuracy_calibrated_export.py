@@ -142,7 +142,7 @@ def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> N
 
     fs = get_feature_set("speech-stats-v2+ge2e-int8")
     config = TrainConfig(
-        seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4, fuse_statistics=True
+        seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4, fuse_statistics=0.3
     )
     columns = statistics_columns(fs, config)
     assert columns == fs.statistics.dim and 0 < columns < fs.dim
@@ -173,7 +173,7 @@ def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> N
 
     every, statistics = calibrated(x_all), calibrated(x_all[:, :columns])
     assert np.abs(every - statistics).max() > 1e-3  # two different networks
-    expected = (every + statistics) / 2
+    expected = 0.7 * every + 0.3 * statistics
     np.testing.assert_allclose(predict_proba(fused.model, x_all), expected, atol=1e-6)
     # Its own temperature is fitted on the same held-out speakers, and the export serves it.
     assert fused.temperature == pytest.approx(
@@ -204,7 +204,7 @@ def test_fusion_needs_statistics_ahead_of_an_encoder() -> None:
     from trainer.network import build_mlp, fuse_networks
     from trainer.pipeline import statistics_columns
 
-    config = TrainConfig(architecture="mlp", hidden=(4,), fuse_statistics=True)
+    config = TrainConfig(architecture="mlp", hidden=(4,), fuse_statistics=0.5)
     with pytest.raises(ValueError, match="speech-stats-v2 is not"):
         statistics_columns(get_feature_set("speech-stats-v2"), config)
     assert statistics_columns(get_feature_set("speech-stats-v2"), TrainConfig()) is None
@@ -216,3 +216,8 @@ def test_fusion_needs_statistics_ahead_of_an_encoder() -> None:
 
     with pytest.raises(ValueError, match="first 5 of 10"):
         fuse_networks(mlp(10), mlp(4), columns=5)
+    with pytest.raises(ValueError, match="strictly between"):
+        fuse_networks(mlp(10), mlp(4), columns=4, leading_weight=1.0)
+    fused = TrainConfig(architecture="mlp", fuse_statistics=1.5)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        statistics_columns(get_feature_set("speech-stats-v2+ge2e-int8"), fused)

@@ -99,4 +99,6 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         # The late fusion: the accurate model's recipe, fused with a statistics network.
         fused = ablation.VARIANTS["fused-default+accurate-int8"]
         assert fused.feature_set == ACCURATE_FEATURE_SET and fused.config.fuse_statistics
-        assert fused.config == replace(RECIPES[ACCURATE_RECIPE].config, fuse_statistics=True)
+        assert fused.config == replace(RECIPES[ACCURATE_RECIPE].config, fuse_statistics=0.5)
+        third = ablation.VARIANTS["fused-default-third+accurate-int8"]
+        assert third.config == replace(fused.config, fuse_statistics=1 / 3)

@@ -96,10 +96,11 @@ def _ensemble(config: TrainConfig) -> str:
 def _fusion(config: TrainConfig) -> str:
     if not config.fuse_statistics:
         return ""
+    weight = config.fuse_statistics
     return (
         "\n  Fused: the same training again on the feature set's statistics alone (the features "
         "ahead of the encoder's outputs); each network calibrated, their probabilities averaged "
-        "inside the graph, and the average calibrated in turn."
+        f"inside the graph ({1 - weight:.3g} / {weight:.3g}), and the average calibrated in turn."
     )
 
 

@@ -23,9 +23,10 @@ class TrainConfig:
     #: Networks trained from seeds seed, seed+1, ...; the exported graph averages them.
     ensemble: int = 1
     #: With a feature set of statistics then an encoder's outputs: a second network of this
-    #: configuration is trained on the statistics alone, and the graph averages the two
-    #: networks' calibrated probabilities (late fusion).
-    fuse_statistics: bool = False
+    #: configuration is trained on the statistics alone, and the graph returns the two
+    #: networks' calibrated probabilities averaged with this weight on the second (late
+    #: fusion); 0 = no second network.
+    fuse_statistics: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -100,9 +100,30 @@ class LeadingColumns(keras.layers.Layer):
         return {**super().get_config(), "count": self.count}
 
 
-def fuse_networks(full: keras.Model, leading: keras.Model, *, columns: int) -> keras.Model:
-    """One graph: ``full`` on every feature, ``leading`` on the first ``columns``, the mean of
-    their probabilities. Both are used as they are (calibrated ones stay calibrated)."""
+@keras.saving.register_keras_serializable(package="ser")
+class WeightedMean(keras.layers.Layer):
+    """``(1 - weight) * first + weight * second``."""
+
+    def __init__(self, weight: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.weight = float(weight)
+
+    def call(self, inputs: Any) -> Any:
+        first, second = inputs
+        return (1.0 - self.weight) * first + self.weight * second
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight": self.weight}
+
+
+def fuse_networks(
+    full: keras.Model, leading: keras.Model, *, columns: int, leading_weight: float = 0.5
+) -> keras.Model:
+    """One graph: ``full`` on every feature, ``leading`` on the first ``columns``, their
+    probabilities averaged with ``leading_weight`` on the second. Both are used as they are
+    (calibrated ones stay calibrated)."""
+    if not 0.0 < leading_weight < 1.0:
+        raise ValueError(f"leading_weight must lie strictly between 0 and 1, not {leading_weight}")
     dim = full.inputs[0].shape[1]
     if leading.inputs[0].shape[1] != columns or not 0 < columns < dim:
         raise ValueError(
@@ -114,7 +135,8 @@ def fuse_networks(full: keras.Model, leading: keras.Model, *, columns: int) -> k
     full = keras.Model(full.input, full.output, name="all_features")
     leading = keras.Model(leading.input, leading.output, name="leading_features")
     both = [full(inputs), leading(LeadingColumns(columns, name="leading_columns")(inputs))]
-    return keras.Model(inputs, keras.layers.Average(name="fused")(both), name="fused")
+    fused = WeightedMean(leading_weight, name="fused")(both)
+    return keras.Model(inputs, fused, name="fused")
 
 
 def build_mlp(

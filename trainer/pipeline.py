@@ -71,8 +71,8 @@ def train_fold(
     """Fit on the clean and augmented views of ``train_idx``; calibrate on held-out speakers.
 
     With ``statistics_columns``, a second network is fitted on those leading columns alone,
-    each network is calibrated, and the model is their average (whose own temperature is
-    fitted on the same held-out speakers).
+    each network is calibrated, and the model is their average, ``config.fuse_statistics``
+    on the second (its own temperature fitted on the same held-out speakers).
     """
     fit_idx, val_idx = speaker_disjoint_validation(
         clips, train_idx, fraction=config.validation_fraction, seed=config.seed
@@ -89,7 +89,10 @@ def train_fold(
     if statistics_columns is not None:
         leading = with_temperature(*calibrated(slice(statistics_columns)))
         model = fuse_networks(
-            with_temperature(model, temperature), leading, columns=statistics_columns
+            with_temperature(model, temperature),
+            leading,
+            columns=statistics_columns,
+            leading_weight=config.fuse_statistics,
         )
         temperature = fit_temperature(predict_proba(model, views[None][val_idx]), y[val_idx])
     return FoldModel(model, temperature, fit_idx, val_idx)
@@ -99,6 +102,8 @@ def statistics_columns(feature_set: FeatureSet, config: TrainConfig) -> int | No
     """How many leading features the fused statistics network reads (None: no fusion)."""
     if not config.fuse_statistics:
         return None
+    if not 0.0 < config.fuse_statistics < 1.0:
+        raise ValueError(f"fuse_statistics must lie in (0, 1), not {config.fuse_statistics}")
     if not isinstance(feature_set, StatsWithEncoder):
         raise ValueError(
             f"fuse_statistics needs statistics followed by an encoder's outputs, and "
