@@ -100,7 +100,8 @@ def _fusion(config: TrainConfig) -> str:
     return (
         "\n  Fused: the same training again on the feature set's statistics alone (the features "
         "ahead of the encoder's outputs); each network calibrated, their probabilities averaged "
-        f"inside the graph ({1 - weight:.3g} / {weight:.3g}), and the average calibrated in turn."
+        f"inside the graph ({1 - weight:.3g} on the one reading every feature, {weight:.3g} on "
+        "the statistics' one), and the average calibrated in turn."
     )
 
 

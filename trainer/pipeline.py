@@ -79,7 +79,7 @@ def train_fold(
     )
     y_fit = np.concatenate([y[fit_idx]] * len(views))
 
-    def calibrated(columns: slice) -> Any:
+    def calibrated(columns: slice) -> tuple[Any, float]:
         x_fit = np.concatenate([view[fit_idx, columns] for view in views.values()])
         x_val = views[None][val_idx, columns]
         model = fit(x_fit, y_fit, x_val, y[val_idx], n_labels=n_labels, config=config)
