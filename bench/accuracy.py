@@ -102,7 +102,7 @@ def train_predict(
     """Train on train_idx (plus augmented copies) as the trainer trains a fold, return test
     probabilities (calibrated and raw; a fused recipe's raw output is its networks' average)."""
     from trainer.network import predict_proba
-    from trainer.pipeline import statistics_columns, train_fold
+    from trainer.pipeline import fusion_columns, train_fold
 
     config = replace(system.config, seed=seed)
     views: dict[str | None, np.ndarray] = {None: feats.get(system.feature_set)}
@@ -115,7 +115,7 @@ def train_predict(
         train_idx,
         n_labels=len(labels),
         config=config,
-        statistics_columns=statistics_columns(get_feature_set(system.feature_set), config),
+        statistics_columns=fusion_columns(get_feature_set(system.feature_set), config),
     )
     out: dict[str, Any] = {"temperature": trained.temperature}
     for name, x_test in test_sets.items():

@@ -6,8 +6,9 @@ as ``service/encoders/resemblyzer-ge2e.onnx`` and run by the ``speech-stats-v2+g
 set of ``service/features.py``; the opt-in ``models/ser-accurate.onnx`` runs it with its last two
 LSTM layers in int8 (``speech-stats-v2+ge2e-int8``). This script runs that feature set's
 variants the service does not serve: the encoder on every frame (the served set trims the quiet
-edges first), subsets of its outputs, and the encoder with all three layers under onnxruntime's
-dynamic int8 quantisation (which wrecks it). Results and reading:
+edges first), subsets of its outputs, the encoder with all three layers under onnxruntime's
+dynamic int8 quantisation (which wrecks it), and the int8 recipe fused with a network on the
+statistics alone, under the names their rows were logged as. Results and reading:
 docs/accuracy-notes.md, rows in docs/ablation.jsonl. (The rows before the encoder moved into
 the service came from a copy of its front end on librosa; the service's gives the same features
 within 5e-6, checked on corpus clips.)

@@ -138,13 +138,13 @@ def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> N
     from trainer.corpora import Clip
     from trainer.export import export_model
     from trainer.network import fit, predict_proba, with_temperature
-    from trainer.pipeline import statistics_columns, train_fold
+    from trainer.pipeline import fusion_columns, train_fold
 
     fs = get_feature_set("speech-stats-v2+ge2e-int8")
     config = TrainConfig(
         seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4, fuse_statistics=0.3
     )
-    columns = statistics_columns(fs, config)
+    columns = fusion_columns(fs, config)
     assert columns == fs.statistics.dim and 0 < columns < fs.dim
     x, y, clips = [], [], []
     for label, freq in enumerate((120.0, 240.0)):
@@ -202,12 +202,12 @@ def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> N
 def test_fusion_needs_statistics_ahead_of_an_encoder() -> None:
     from trainer.config import TrainConfig
     from trainer.network import build_mlp, fuse_networks
-    from trainer.pipeline import statistics_columns
+    from trainer.pipeline import fusion_columns
 
     config = TrainConfig(architecture="mlp", hidden=(4,), fuse_statistics=0.5)
     with pytest.raises(ValueError, match="speech-stats-v2 is not"):
-        statistics_columns(get_feature_set("speech-stats-v2"), config)
-    assert statistics_columns(get_feature_set("speech-stats-v2"), TrainConfig()) is None
+        fusion_columns(get_feature_set("speech-stats-v2"), config)
+    assert fusion_columns(get_feature_set("speech-stats-v2"), TrainConfig()) is None
 
     def mlp(dim: int):
         return build_mlp(
@@ -220,4 +220,4 @@ def test_fusion_needs_statistics_ahead_of_an_encoder() -> None:
         fuse_networks(mlp(10), mlp(4), columns=4, leading_weight=1.0)
     fused = TrainConfig(architecture="mlp", fuse_statistics=1.5)
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
-        statistics_columns(get_feature_set("speech-stats-v2+ge2e-int8"), fused)
+        fusion_columns(get_feature_set("speech-stats-v2+ge2e-int8"), fused)

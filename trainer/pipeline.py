@@ -98,7 +98,7 @@ def train_fold(
     return FoldModel(model, temperature, fit_idx, val_idx)
 
 
-def statistics_columns(feature_set: FeatureSet, config: TrainConfig) -> int | None:
+def fusion_columns(feature_set: FeatureSet, config: TrainConfig) -> int | None:
     """How many leading features the fused statistics network reads (None: no fusion)."""
     if not config.fuse_statistics:
         return None
@@ -182,7 +182,7 @@ def train_and_export(
     from trainer.export import export_model  # TensorFlow/tf2onnx only when exporting
 
     fs = get_feature_set(feature_set)
-    fused = statistics_columns(fs, config)  # before hours of extraction, not after
+    fused = fusion_columns(fs, config)  # before hours of extraction, not after
     x, kept = extract_corpus(
         clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress
     )
