@@ -105,6 +105,15 @@ def _fusion(config: TrainConfig) -> str:
     )
 
 
+def _regularisers(config: TrainConfig) -> str:
+    parts = []
+    if config.label_smoothing:
+        parts.append(f"label smoothing {config.label_smoothing:g}")
+    if config.mixup:
+        parts.append(f"mixup of clips within each batch, Beta({config.mixup:g}, {config.mixup:g})")
+    return f"\n  Regularised by {' and '.join(parts)}." if parts else ""
+
+
 def _encoder_licence(metadata: dict[str, str]) -> list[str]:
     """The pretrained encoder a feature set runs, if any: its own licence travels too."""
     encoder = json.loads(metadata[contract.KEY_FEATURE_CONFIG]).get("encoder")
@@ -144,7 +153,7 @@ def write_card(
 - Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
 - Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
   {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; class weights {config.class_weights};
-  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}{_fusion(config)}
+  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}{_fusion(config)}{_regularisers(config)}
 - Augmentation: {", ".join(config.augmentations) or "none"} (each a copy of the training clips,
   featurised by the same feature module).
 - Calibration: {_calibration(metadata)}

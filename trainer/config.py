@@ -27,6 +27,11 @@ class TrainConfig:
     #: networks' calibrated probabilities averaged with this weight on the second (late
     #: fusion); 0 = no second network.
     fuse_statistics: float = 0.0
+    #: Target smoothing: each one-hot label keeps 1 - this, the rest spread over all labels.
+    label_smoothing: float = 0.0
+    #: Mixup: each training batch is blended with a shuffled copy of itself (features,
+    #: labels and class weights alike) at a Beta(mixup, mixup) ratio per clip; 0 = off.
+    mixup: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def build_mlp(
     model = keras.Model(inputs, outputs, name=config.architecture)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
     return model
@@ -241,26 +241,96 @@ def _fit_one(
         config=config,
         prefix=prefix,
     )
-    class_weight = None
+    weights = np.ones(n_labels)
     if config.class_weights:
         counts = np.bincount(y_fit, minlength=n_labels).astype(float)
         weights = counts.sum() / np.maximum(counts, 1) / n_labels
-        class_weight = {i: float(w) for i, w in enumerate(weights)}
     best = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.epochs, restore_best_weights=True, verbose=0
     )
+    targets = keras.utils.to_categorical(y_fit, n_labels)
+    validation = (x_val, keras.utils.to_categorical(y_val, n_labels))
+    if config.mixup > 0:
+        batches = mixup_batches(
+            x_fit,
+            targets,
+            weights[y_fit],
+            alpha=config.mixup,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+        model.fit(
+            batches,
+            validation_data=validation,
+            epochs=config.epochs,
+            shuffle=False,  # the dataset reshuffles itself every epoch
+            callbacks=[best],
+            verbose=verbose,
+        )
+        return model
     model.fit(
         x_fit,
-        keras.utils.to_categorical(y_fit, n_labels),
-        validation_data=(x_val, keras.utils.to_categorical(y_val, n_labels)),
+        targets,
+        validation_data=validation,
         epochs=config.epochs,
         batch_size=config.batch_size,
-        class_weight=class_weight,
+        class_weight={i: float(w) for i, w in enumerate(weights)} if config.class_weights else None,
         shuffle=True,
         callbacks=[best],
         verbose=verbose,
     )
     return model
+
+
+def mixup_batches(
+    x: np.ndarray,
+    targets: np.ndarray,
+    sample_weights: np.ndarray,
+    *,
+    alpha: float,
+    batch_size: int,
+    seed: int,
+) -> Any:
+    """Shuffled batches, each blended with a permutation of itself (Zhang et al., 2018).
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (n_clips, n_features)
+    targets : np.ndarray, shape (n_clips, n_labels)
+        One-hot labels; they are blended with the features, so a batch's targets are soft.
+    sample_weights : np.ndarray, shape (n_clips,)
+        Class weights per clip, blended alike (Keras's ``class_weight`` reads hard labels).
+    alpha : float
+        The Beta distribution's parameter for the blend ratio; small values keep most pairs
+        close to one of the two clips.
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(features, targets, sample_weights)`` batches, reshuffled and re-blended every epoch
+        from ``seed``.
+    """
+    if alpha <= 0:
+        raise ValueError(f"mixup alpha must be positive, got {alpha}")
+    import tensorflow as tf
+
+    def blend(xb: Any, yb: Any, wb: Any) -> tuple[Any, Any, Any]:
+        n = tf.shape(xb)[0]
+        a = tf.random.gamma([n, 1], alpha, seed=seed)
+        b = tf.random.gamma([n, 1], alpha, seed=seed + 1)
+        ratio = a / (a + b)
+        order = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        mixed_x = ratio * xb + (1 - ratio) * tf.gather(xb, order)
+        mixed_y = ratio * yb + (1 - ratio) * tf.gather(yb, order)
+        mixed_w = ratio[:, 0] * wb + (1 - ratio[:, 0]) * tf.gather(wb, order)
+        return mixed_x, mixed_y, mixed_w
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (x.astype(np.float32), targets.astype(np.float32), sample_weights.astype(np.float32))
+    )
+    return (
+        data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).map(blend)
+    )
 
 
 def predict_proba(model: keras.Model, x: np.ndarray) -> np.ndarray:
