@@ -51,6 +51,26 @@ def test_targets_table_reports_shortfalls_and_noise_cost() -> None:
     assert "not measured" in targets_table({}, ["ours", "paper"])
 
 
+def test_targets_table_judges_each_system_but_the_paper() -> None:
+    results = {
+        "3 RAVDESS actor-independent, 8 classes": {
+            "fast": _row(0.58),
+            "accurate": _row(0.80),
+            "paper": _row(0.34),
+        },
+        "3 RAVDESS actor-independent, 7 labels": {"fast": _row(0.55), "accurate": _row(0.60)},
+        "6 RAVDESS 7 labels + white@10 dB": {"fast": _row(0.52), "accurate": _row(0.50)},
+    }
+    table = targets_table(results, ["paper", "fast", "accurate"])
+    rows = {line.split(" | ")[0]: line for line in table.splitlines()}
+    ravdess = next(v for k, v in rows.items() if "8 classes" in k)
+    assert "34.0 | 58.0 | 80.0" in ravdess
+    assert ravdess.endswith("| fast: **no**, 18.0 points short; accurate: yes |")
+    white = next(v for k, v in rows.items() if "white" in k)
+    assert white.endswith("| fast: yes; accurate: **no**, costs 5.0 points more than allowed |")
+    assert "paper:" not in table
+
+
 def test_pooled_sums_confusions_and_averages_folds() -> None:
     labels = ["angry", "sad"]
     fold_a = {

@@ -137,3 +137,5 @@ for _suffix, _weight in (("fused", 0.5), ("fused-third", 1 / 3)):
         f"alone (calibrated probabilities averaged in the graph, {_weight:.3g} on the statistics)",
     )
 DEFAULT_RECIPE = "speech-stats-v2-voices"
+#: The recipe of the opt-in `models/ser-accurate.onnx` (`make train-accurate`).
+ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third"
