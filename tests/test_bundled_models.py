@@ -46,3 +46,23 @@ def test_a_shipped_model_loads_answers_and_carries_its_card(file: str, feature_s
     # The training config saved beside it names the features the model was checked against.
     trained = json.loads(path.with_suffix(".train.json").read_text())
     assert trained["feature_set"] == model.feature_set.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("file", "recipe_name"),
+    [("ser-default", "DEFAULT_RECIPE"), ("ser-accurate", "ACCURATE_MODEL_RECIPE")],
+)
+def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
+    file: str, recipe_name: str
+) -> None:
+    """bench/accuracy.py scores the recipes named in trainer.recipes as the bundled models';
+    the configuration saved beside each model must be that recipe's, or the figures in docs/
+    describe another model."""
+    import trainer.recipes
+    from service.features import get_feature_set
+    from trainer.config import TrainConfig
+
+    recipe = trainer.recipes.RECIPES[getattr(trainer.recipes, recipe_name)]
+    saved = json.loads((MODELS / f"{file}.train.json").read_text(encoding="utf-8"))
+    assert saved["feature_set"] == get_feature_set(recipe.feature_set).to_dict()
+    assert TrainConfig(**saved["config"]).to_dict() == recipe.config.to_dict()
