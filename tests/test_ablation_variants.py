@@ -40,3 +40,30 @@ def test_no_mfcc_means_drops_exactly_the_means() -> None:
     assert variant.names() == [v2.names()[i] for i in keep]
     assert len(keep) == v2.dim - v2.config.n_mfcc
     np.testing.assert_array_equal(variant.extract(y), v2.extract(y)[keep])
+
+
+def test_no_noise_fragile_drops_only_named_existing_statistics() -> None:
+    v2 = get_feature_set("speech-stats-v2")
+    variant = FEATURE_SETS["v2-no-noise-fragile"]
+    dropped = set(v2.names()) - set(variant.names())
+    # A misspelt name would silently drop nothing, so every one must exist in v2.
+    assert len(dropped) == 13 == v2.dim - variant.dim
+    assert {"energy_std", "f0_range", "flatness_mean"} <= dropped
+    keep = [i for i, name in enumerate(v2.names()) if name not in dropped]
+    y = _noisy_speech()
+    np.testing.assert_array_equal(variant.extract(y), v2.extract(y)[keep])
+
+
+def test_training_variants_change_only_what_they_name() -> None:
+    from dataclasses import replace
+
+    from bench.ablation import VARIANTS
+    from trainer.recipes import RECIPES
+
+    bundled = RECIPES["speech-stats-v2-voices"]
+    smoothed, mixed = VARIANTS["v2-voices-label-smoothing"], VARIANTS["v2-voices-mixup"]
+    assert smoothed.feature_set == mixed.feature_set == bundled.feature_set
+    assert smoothed.config == replace(bundled.config, label_smoothing=0.1)
+    assert mixed.config == replace(bundled.config, mixup=0.2)
+    extra = VARIANTS["v2-voices-mid-snr"].config.augmentations
+    assert extra == (*bundled.config.augmentations, "white@5:15", "babble@5:15")
