@@ -38,6 +38,20 @@ def tone(
     return y
 
 
+def tone_classes(
+    feature_set: Any, freqs: Sequence[float], *, per_class: int, seed_step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of half-second tones, one pitch class per label (each clip detuned by up to
+    9%): ``x`` of shape ``(len(freqs) * per_class, dim)``, float32, and ``y`` the labels."""
+    x, y = [], []
+    for label, freq in enumerate(freqs):
+        for i in range(per_class):
+            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=seed_step * label + i)
+            x.append(feature_set.extract(clip).reshape(-1))
+            y.append(label)
+    return np.array(x, dtype=np.float32), np.array(y)
+
+
 def encode(
     samples: np.ndarray, *, rate: int = 16_000, format: str = "WAV", subtype: str | None = None
 ) -> bytes:

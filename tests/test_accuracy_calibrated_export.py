@@ -11,7 +11,7 @@ import pytest
 from service import contract
 from service.features import get_feature_set
 from service.model import load_model
-from tests.helpers import tone
+from tests.helpers import tone, tone_classes
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +23,7 @@ def trained_mlp():
 
     fs = get_feature_set("speech-stats-v1")
     # Features of real (synthetic) audio: three pitch classes, so the net becomes confident.
-    x, y = [], []
-    for label, freq in enumerate((120.0, 220.0, 330.0)):
-        for i in range(12):
-            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=100 * label + i)
-            x.append(fs.extract(clip).reshape(-1))
-            y.append(label)
-    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    x_all, y_all = tone_classes(fs, (120.0, 220.0, 330.0), per_class=12, seed_step=100)
     order = np.random.default_rng(0).permutation(len(y_all))
     fit_idx, val_idx = order[:27], order[27:]
     config = TrainConfig(
@@ -96,13 +90,7 @@ def test_an_ensemble_serves_the_mean_of_its_members(tmp_path) -> None:
     from trainer.network import fit, predict_proba
 
     fs = get_feature_set("speech-stats-v2")
-    x, y = [], []
-    for label, freq in enumerate((120.0, 240.0)):
-        for i in range(10):
-            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=50 * label + i)
-            x.append(fs.extract(clip))
-            y.append(label)
-    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    x_all, y_all = tone_classes(fs, (120.0, 240.0), per_class=10, seed_step=50)
     fit_idx, val_idx = np.arange(0, 20, 2), np.arange(1, 20, 2)
     config = TrainConfig(seed=5, architecture="mlp", hidden=(8,), dropout=0.1, epochs=4)
     args = (x_all[fit_idx], y_all[fit_idx], x_all[val_idx], y_all[val_idx])

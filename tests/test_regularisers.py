@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from service.features import get_feature_set
-from tests.helpers import tone
+from tests.helpers import tone_classes
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +62,7 @@ def test_a_network_trained_with_mixup_and_label_smoothing_still_learns() -> None
     from trainer.network import fit, predict_proba
 
     fs = get_feature_set("speech-stats-v2")
-    x, y = [], []
-    for label, freq in enumerate((120.0, 240.0, 400.0)):
-        for i in range(12):
-            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=70 * label + i)
-            x.append(fs.extract(clip))
-            y.append(label)
-    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    x_all, y_all = tone_classes(fs, (120.0, 240.0, 400.0), per_class=12, seed_step=70)
     fit_idx, val_idx = np.arange(0, 36, 2), np.arange(1, 36, 2)
     config = TrainConfig(
         seed=4,
