@@ -46,7 +46,7 @@ train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained e
 	$(BIN)/ser-train --data-root $(DATA) --recipe speech-stats-v2-voices-ge2e-int8-fused-third \
 	  --name ser-accurate --out models/ser-accurate.onnx
 
-bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside ours) -> docs/accuracy.*
+bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside both bundled models') -> docs/accuracy.*
 	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
 
 lint: $(VENV)/.dev
