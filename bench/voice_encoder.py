@@ -150,6 +150,12 @@ def register() -> None:
     ):
         fused = replace(RECIPES[recipe], name=name)
         ablation.VARIANTS[fused.name] = RECIPES[fused.name] = fused
+    # The same with label smoothing 0.1 (the recipe ...-fused-third-smoothed; eleventh session).
+    smoothed = replace(
+        RECIPES[f"{ACCURATE_RECIPE}-fused-third-smoothed"],
+        name="fused-default-third+accurate-int8-label-smoothing",
+    )
+    ablation.VARIANTS[smoothed.name] = RECIPES[smoothed.name] = smoothed
 
 
 def cost(seconds: float, repeats: int) -> None:

@@ -102,3 +102,6 @@ def test_variants_are_registered_by_the_command_not_by_importing_it(int8_path: P
         assert fused.config == replace(RECIPES[ACCURATE_RECIPE].config, fuse_statistics=0.5)
         third = ablation.VARIANTS["fused-default-third+accurate-int8"]
         assert third.config == replace(fused.config, fuse_statistics=1 / 3)
+        smoothed = ablation.VARIANTS["fused-default-third+accurate-int8-label-smoothing"]
+        assert smoothed.feature_set == ACCURATE_FEATURE_SET
+        assert smoothed.config == replace(third.config, label_smoothing=0.1)

@@ -136,6 +136,14 @@ for _suffix, _weight in (("fused", 0.5), ("fused-third", 1 / 3)):
         description=f"{_int8.description}; fused with the same training on the 118 statistics "
         f"alone (calibrated probabilities averaged in the graph, {_weight:.3g} on the statistics)",
     )
+# The third-weight fusion trained on smoothed targets (label smoothing 0.1; eleventh session).
+_third = RECIPES[f"{_int8.name}-fused-third"]
+RECIPES[f"{_third.name}-smoothed"] = replace(
+    _third,
+    name=f"{_third.name}-smoothed",
+    config=replace(_third.config, label_smoothing=0.1),
+    description=f"{_third.description}; label smoothing 0.1",
+)
 DEFAULT_RECIPE = "speech-stats-v2-voices"
 #: The recipe of the opt-in `models/ser-accurate.onnx` (`make train-accurate`).
 ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third"
