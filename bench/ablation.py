@@ -120,9 +120,8 @@ def _bundled_training(name: str, feature_set: str, description: str | None = Non
 
 def _bundled_plus(name: str, *augmentations: str) -> Recipe:
     """The bundled recipe with more augmented copies of every training clip."""
-    bundled = RECIPES["speech-stats-v2-voices"]
-    config = replace(bundled.config, augmentations=(*bundled.config.augmentations, *augmentations))
-    return Recipe(name, bundled.feature_set, config, name)
+    bundled = RECIPES["speech-stats-v2-voices"].config.augmentations
+    return _bundled_config(name, augmentations=(*bundled, *augmentations))
 
 
 def _bundled_config(name: str, **changes: object) -> Recipe:

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,19 @@ UA_TARGETS = (
 NOISE_TARGET_POINTS = 5.0
 
 
+def _at_least(threshold: float) -> Callable[[float], str]:
+    def judge(got: float) -> str:
+        return "yes" if got >= threshold else f"**no**, {threshold - got:.1f} points short"
+
+    return judge
+
+
+def _noise_cost_verdict(cost: float) -> str:
+    if cost <= NOISE_TARGET_POINTS:
+        return "yes"
+    return f"**no**, costs {cost - NOISE_TARGET_POINTS:.1f} points more than allowed"
+
+
 def targets_table(results: dict[str, Any], systems: list[str]) -> str:
     """Measured UA next to each issue-3 target, for every system, with a plain verdict for
     each system that is not the paper's (named when there are several)."""
@@ -299,49 +313,34 @@ def targets_table(results: dict[str, Any], systems: list[str]) -> str:
         row = results.get(protocol, {}).get(system)
         return None if row is None else 100 * row["unweighted_accuracy"]
 
-    def verdicts(each: list[str]) -> str:
+    def verdicts(got: dict[str, float | None], judge: Callable[[float], str], missing: str) -> str:
+        each = [missing if (value := got[s]) is None else judge(value) for s in judged]
         if len(each) == 1:
             return each[0]
         return "; ".join(f"{s}: {v}" for s, v in zip(judged, each, strict=True))
 
     for what, protocol, threshold in UA_TARGETS:
-        cells = [("n/a" if ua(protocol, s) is None else f"{ua(protocol, s):.1f}") for s in systems]
+        measured = {s: ua(protocol, s) for s in systems}
+        cells = ["n/a" if measured[s] is None else f"{measured[s]:.1f}" for s in systems]
         verdict = "no fixed target"
         if threshold is not None:
-            each = []
-            for s in judged:
-                got = ua(protocol, s)
-                if got is None:
-                    each.append("not measured in this run")
-                elif got >= threshold:
-                    each.append("yes")
-                else:
-                    each.append(f"**no**, {threshold - got:.1f} points short")
-            verdict = verdicts(each)
+            verdict = verdicts(measured, _at_least(threshold), "not measured in this run")
         goal = f"UA >= {threshold:.0f}%" if threshold else "UA as high as possible"
         lines.append(f"| {what}: {goal} | " + " | ".join(cells) + f" | {verdict} |")
     clean = "3 RAVDESS actor-independent, 7 labels"
     for noise in ("white@10", "babble@10"):
         protocol = f"6 RAVDESS 7 labels + {noise} dB"
-        costs = {}
+        costs: dict[str, float | None] = {}
         for s in systems:
             a, b = ua(clean, s), ua(protocol, s)
             costs[s] = None if a is None or b is None else a - b
         cells = ["n/a" if costs[s] is None else f"-{costs[s]:.1f} points" for s in systems]
-        each = []
-        for s in judged:
-            got = costs[s]
-            if got is None:
-                each.append("not measured in this run (--quick skips noise)")
-            elif got <= NOISE_TARGET_POINTS:
-                each.append("yes")
-            else:
-                each.append(
-                    f"**no**, costs {got - NOISE_TARGET_POINTS:.1f} points more than allowed"
-                )
+        verdict = verdicts(
+            costs, _noise_cost_verdict, "not measured in this run (--quick skips noise)"
+        )
         lines.append(
             f"| {noise.replace('@', ' noise at ')} dB SNR costs <= {NOISE_TARGET_POINTS:.0f} UA "
-            "points (RAVDESS 7 labels) | " + " | ".join(cells) + f" | {verdicts(each)} |"
+            "points (RAVDESS 7 labels) | " + " | ".join(cells) + f" | {verdict} |"
         )
     return "\n".join(lines)
 

@@ -143,19 +143,18 @@ def register() -> None:
         recipe = ablation._bundled_training(name, feature_set, description)
         ablation.VARIANTS[name] = RECIPES[name] = recipe
     # The accurate model's recipe fused with the default's network on the statistics alone
-    # (the recipe speech-stats-v2-voices-ge2e-int8-fused), under the name its rows were logged as.
+    # (the recipes speech-stats-v2-voices-ge2e-int8-fused*; the last with label smoothing),
+    # under the names their rows were logged as.
     for recipe, name in (
         (f"{ACCURATE_RECIPE}-fused", "fused-default+accurate-int8"),
         (f"{ACCURATE_RECIPE}-fused-third", "fused-default-third+accurate-int8"),
+        (
+            f"{ACCURATE_RECIPE}-fused-third-smoothed",
+            "fused-default-third+accurate-int8-label-smoothing",
+        ),
     ):
         fused = replace(RECIPES[recipe], name=name)
         ablation.VARIANTS[fused.name] = RECIPES[fused.name] = fused
-    # The same with label smoothing 0.1 (the recipe ...-fused-third-smoothed; eleventh session).
-    smoothed = replace(
-        RECIPES[f"{ACCURATE_RECIPE}-fused-third-smoothed"],
-        name="fused-default-third+accurate-int8-label-smoothing",
-    )
-    ablation.VARIANTS[smoothed.name] = RECIPES[smoothed.name] = smoothed
 
 
 def cost(seconds: float, repeats: int) -> None:

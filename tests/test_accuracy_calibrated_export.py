@@ -11,7 +11,7 @@ import pytest
 from service import contract
 from service.features import get_feature_set
 from service.model import load_model
-from tests.helpers import tone, tone_classes
+from tests.helpers import tone_classes
 
 pytestmark = pytest.mark.slow
 
@@ -134,14 +134,12 @@ def test_a_fused_model_serves_the_mean_of_its_calibrated_networks(tmp_path) -> N
     )
     columns = fusion_columns(fs, config)
     assert columns == fs.statistics.dim and 0 < columns < fs.dim
-    x, y, clips = [], [], []
-    for label, freq in enumerate((120.0, 240.0)):
-        for i in range(10):
-            clip = tone(freq=freq * (1 + 0.03 * (i % 4)), seconds=0.5, seed=70 * label + i)
-            x.append(fs.extract(clip))
-            y.append(label)
-            clips.append(Clip(tmp_path / f"{label}-{i}.wav", str(label), f"s{i % 4}", "synthetic"))
-    x_all, y_all = np.array(x, dtype=np.float32), np.array(y)
+    x_all, y_all = tone_classes(fs, (120.0, 240.0), per_class=10, seed_step=70)
+    clips = [
+        Clip(tmp_path / f"{label}-{i}.wav", str(label), f"s{i % 4}", "synthetic")
+        for label in range(2)
+        for i in range(10)
+    ]
     fused = train_fold(
         {None: x_all},
         y_all,
