@@ -66,3 +66,15 @@ def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
     saved = json.loads((MODELS / f"{file}.train.json").read_text(encoding="utf-8"))
     assert saved["feature_set"] == get_feature_set(recipe.feature_set).to_dict()
     assert TrainConfig(**saved["config"]).to_dict() == recipe.config.to_dict()
+
+
+def test_make_train_accurate_trains_the_recipe_the_benchmark_runs() -> None:
+    """The Makefile cannot import the constant, so a rename on one side only would leave
+    `make train-accurate` retraining a model the benchmark no longer describes."""
+    import re
+
+    from trainer.recipes import ACCURATE_MODEL_RECIPE
+
+    makefile = (MODELS.parent / "Makefile").read_text(encoding="utf-8")
+    rule = makefile.split("\ntrain-accurate:", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"--recipe (\S+)", rule) == [ACCURATE_MODEL_RECIPE]

@@ -146,4 +146,4 @@ RECIPES[f"{_third.name}-smoothed"] = replace(
 )
 DEFAULT_RECIPE = "speech-stats-v2-voices"
 #: The recipe of the opt-in `models/ser-accurate.onnx` (`make train-accurate`).
-ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third"
+ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third-smoothed"
