@@ -43,8 +43,8 @@ train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
 	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
 
 train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained encoder) from $(DATA)
-	$(BIN)/ser-train --data-root $(DATA) --recipe speech-stats-v2-voices-ge2e-int8-fused-third-smoothed \
-	  --name ser-accurate --out models/ser-accurate.onnx
+	$(BIN)/ser-train --data-root $(DATA) --recipe accurate --name ser-accurate \
+	  --out models/ser-accurate.onnx
 
 bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside both bundled models') -> docs/accuracy.*
 	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)

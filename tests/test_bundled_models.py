@@ -68,13 +68,52 @@ def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
     assert TrainConfig(**saved["config"]).to_dict() == recipe.config.to_dict()
 
 
-def test_make_train_accurate_trains_the_recipe_the_benchmark_runs() -> None:
-    """The Makefile cannot import the constant, so a rename on one side only would leave
-    `make train-accurate` retraining a model the benchmark no longer describes."""
-    import re
+@pytest.mark.parametrize(
+    ("target", "recipe_name", "out"),
+    [
+        ("train", "DEFAULT_RECIPE", "models/ser-default.onnx"),
+        ("train-accurate", "ACCURATE_MODEL_RECIPE", "models/ser-accurate.onnx"),
+    ],
+)
+def test_make_train_rules_train_the_recipes_the_benchmark_runs(
+    target: str, recipe_name: str, out: str
+) -> None:
+    """What `make train` and `make train-accurate` would run, parsed as ser-train parses it:
+    a rule that trained another recipe would ship a model the benchmark no longer describes."""
+    import shlex
+    import shutil
+    import subprocess
 
-    from trainer.recipes import ACCURATE_MODEL_RECIPE
+    import trainer.recipes
+    from trainer.cli import build_parser
 
-    makefile = (MODELS.parent / "Makefile").read_text(encoding="utf-8")
-    rule = makefile.split("\ntrain-accurate:", 1)[1].split("\n\n", 1)[0]
-    assert re.findall(r"--recipe (\S+)", rule) == [ACCURATE_MODEL_RECIPE]
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    dry_run = subprocess.run(
+        [make, "--no-print-directory", "--dry-run", target],
+        cwd=MODELS.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = dry_run.replace("\\\n", " ").splitlines()
+    commands = [shlex.split(line) for line in lines if "ser-train" in line]
+    assert len(commands) == 1, dry_run
+    args = build_parser().parse_args(commands[0][1:])
+    expected = getattr(trainer.recipes, recipe_name)
+    assert trainer.recipes.resolve_recipe(args.recipe).name == expected
+    assert args.out == Path(out)
+
+
+def test_recipe_aliases_name_the_bundled_models_recipes() -> None:
+    from trainer.cli import build_parser
+    from trainer.recipes import ACCURATE_MODEL_RECIPE, DEFAULT_RECIPE, RECIPES, resolve_recipe
+
+    assert resolve_recipe("accurate") is RECIPES[ACCURATE_MODEL_RECIPE]
+    assert resolve_recipe("default") is RECIPES[DEFAULT_RECIPE]
+    assert resolve_recipe("paper") is RECIPES["paper"]
+    with pytest.raises(KeyError):
+        resolve_recipe("no-such-recipe")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--recipe", "no-such-recipe"])

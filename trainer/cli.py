@@ -11,7 +11,7 @@ from pathlib import Path
 from service.features import FEATURE_SETS
 from trainer.corpora import CorpusError, default_data_root, load_corpora
 from trainer.extract import default_cache_dir
-from trainer.recipes import DEFAULT_RECIPE, RECIPES
+from trainer.recipes import DEFAULT_RECIPE, RECIPE_ALIASES, RECIPES, resolve_recipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recipe",
         default=DEFAULT_RECIPE,
-        choices=sorted(RECIPES),
+        choices=sorted(RECIPE_ALIASES) + sorted(RECIPES),
         help="feature set + network + training preset (default: %(default)s; "
-        "'paper' reproduces the student paper)",
+        "'paper' reproduces the student paper; 'default' and 'accurate' name the recipes of "
+        "the two bundled models)",
     )
     parser.add_argument(
         "--feature-set", choices=sorted(FEATURE_SETS), help="override the recipe's feature set"
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from trainer.pipeline import train_and_export  # heavy imports after --help
 
-    recipe = RECIPES[args.recipe]
+    recipe = resolve_recipe(args.recipe)
     overrides: dict[str, object] = {"seed": args.seed}
     if args.epochs:
         overrides["epochs"] = args.epochs

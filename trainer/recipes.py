@@ -4,9 +4,11 @@
 by ``bench/ablation.py`` and ``bench/accuracy.py`` (see docs/accuracy-notes.md) and the default
 of ``ser-train``; ``speech-stats-v2-voices-ge2e`` adds a pretrained speaker encoder,
 ``speech-stats-v2-voices-ge2e-int8`` runs it with two of its layers in int8, and
-``speech-stats-v2-voices-ge2e-int8-fused-third`` fuses a statistics network into that (the
-opt-in accurate model); ``speech-stats-v2`` and ``speech-stats`` are the previous defaults, kept to
-reproduce the models trained with them.
+``speech-stats-v2-voices-ge2e-int8-fused-third`` fuses a statistics network into that, and its
+``-smoothed`` form, trained on label-smoothed targets, is the opt-in accurate model;
+``speech-stats-v2`` and ``speech-stats`` are the previous defaults, kept to reproduce the models
+trained with them. ``RECIPE_ALIASES`` names the two bundled models' recipes by role, so that
+``ser-train --recipe accurate`` follows the constant instead of repeating it.
 """
 
 from __future__ import annotations
@@ -147,3 +149,16 @@ RECIPES[f"{_third.name}-smoothed"] = replace(
 DEFAULT_RECIPE = "speech-stats-v2-voices"
 #: The recipe of the opt-in `models/ser-accurate.onnx` (`make train-accurate`).
 ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third-smoothed"
+#: Role names for the bundled models' recipes, accepted wherever a recipe name is.
+RECIPE_ALIASES = {"default": DEFAULT_RECIPE, "accurate": ACCURATE_MODEL_RECIPE}
+
+
+def resolve_recipe(name: str) -> Recipe:
+    """The recipe called ``name``, or the one a role alias (``default``, ``accurate``) stands for.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is neither a recipe nor an alias.
+    """
+    return RECIPES[RECIPE_ALIASES.get(name, name)]
