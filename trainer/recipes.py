@@ -149,7 +149,7 @@ RECIPES[f"{_third.name}-smoothed"] = replace(
 DEFAULT_RECIPE = "speech-stats-v2-voices"
 #: The recipe of the opt-in `models/ser-accurate.onnx` (`make train-accurate`).
 ACCURATE_MODEL_RECIPE = "speech-stats-v2-voices-ge2e-int8-fused-third-smoothed"
-#: Role names for the bundled models' recipes, accepted wherever a recipe name is.
+#: Role names for the bundled models' recipes, accepted by `ser-train --recipe` (resolve_recipe).
 RECIPE_ALIASES = {"default": DEFAULT_RECIPE, "accurate": ACCURATE_MODEL_RECIPE}
 
 
