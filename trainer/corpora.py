@@ -1,4 +1,5 @@
-"""Corpus readers: TESS and RAVDESS as released (WAV or FLAC), and a CSV manifest.
+"""Corpus readers: TESS, RAVDESS, EmoDB, EMOVO and TurEV-DB as released (WAV or FLAC), and a
+CSV manifest.
 
 Every clip keeps its speaker id, so evaluation can hold speakers out.
 """
@@ -59,11 +60,38 @@ RAVDESS_TO_PROJECT = {
     "surprised": "surprise",
 }
 
+#: EmoDB's emotion letters (German initials); boredom ("L") has no project label.
+EMODB_EMOTIONS = {
+    "W": "angry",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happy",
+    "N": "neutral",
+    "T": "sad",
+}
+EMOVO_EMOTIONS = {
+    "rab": "angry",
+    "dis": "disgust",
+    "pau": "fear",
+    "gio": "happy",
+    "neu": "neutral",
+    "tri": "sad",
+    "sor": "surprise",
+}
+#: TurEV-DB's folders; "Calm" maps to neutral, as RAVDESS's calm does by default.
+TUREVDB_EMOTIONS = {"angry": "angry", "calm": "neutral", "happy": "happy", "sad": "sad"}
+
 _TESS_NAME = re.compile(r"^(?P<speaker>OAF|YAF|OA)_(?P<word>.+)_(?P<emotion>[A-Za-z]+)$")
 _RAVDESS_NAME = re.compile(
     r"^(?P<modality>\d\d)-(?P<channel>\d\d)-(?P<emotion>\d\d)-(?P<intensity>\d\d)-"
     r"(?P<statement>\d\d)-(?P<repetition>\d\d)-(?P<actor>\d\d)$"
 )
+
+_EMODB_NAME = re.compile(
+    r"^(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[A-Z])(?P<version>[a-z])$"
+)
+_EMOVO_NAME = re.compile(r"^(?P<emotion>[a-z]{3})-(?P<actor>[fm]\d)-(?P<sentence>[a-z]\d+)$")
+_TUREVDB_NAME = re.compile(r"^(?P<speaker>\d+)_(?P<rest>.+)$")
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -124,6 +152,51 @@ def read_ravdess(
     return clips
 
 
+def read_emodb(root: str | Path) -> list[Clip]:
+    """EmoDB (flat ``SSTTTEV`` names: speaker, text, emotion letter, version).
+
+    Boredom has no project label and is left out.
+    """
+    clips = []
+    for path in _audio_files(Path(root)):
+        match = _EMODB_NAME.match(path.stem)
+        if not match:
+            raise CorpusError(f"unexpected EmoDB file name: {path}")
+        letter = match["emotion"]
+        if letter == "L":
+            continue
+        if letter not in EMODB_EMOTIONS:
+            raise CorpusError(f"unknown EmoDB emotion letter {letter!r} in {path}")
+        clips.append(Clip(path, EMODB_EMOTIONS[letter], f"emodb:{match['speaker']}", "emodb"))
+    return clips
+
+
+def read_emovo(root: str | Path) -> list[Clip]:
+    """EMOVO (``<actor>/<emotion>-<actor>-<sentence>``); the actor comes from the file name."""
+    clips = []
+    for path in _audio_files(Path(root)):
+        match = _EMOVO_NAME.match(path.stem)
+        if not match or match["emotion"] not in EMOVO_EMOTIONS:
+            raise CorpusError(f"unexpected EMOVO file name: {path}")
+        label = EMOVO_EMOTIONS[match["emotion"]]
+        clips.append(Clip(path, label, f"emovo:{match['actor']}", "emovo"))
+    return clips
+
+
+def read_turevdb(root: str | Path) -> list[Clip]:
+    """TurEV-DB (``<Emotion>/<speaker>_<initials>_<word>``): the folder is the label, the
+    number before the first ``_`` the speaker."""
+    clips = []
+    for path in _audio_files(Path(root)):
+        emotion = path.parent.name.lower()
+        match = _TUREVDB_NAME.match(path.stem)
+        if emotion not in TUREVDB_EMOTIONS or not match:
+            raise CorpusError(f"unexpected TurEV-DB path: {path}")
+        label = TUREVDB_EMOTIONS[emotion]
+        clips.append(Clip(path, label, f"turevdb:{match['speaker']}", "turevdb"))
+    return clips
+
+
 def read_manifest(path: str | Path) -> list[Clip]:
     """A CSV with columns ``path,label[,speaker]``; relative paths are relative to the CSV."""
     path = Path(path)
@@ -157,7 +230,7 @@ def default_data_root() -> Path:
 def load_corpora(
     specs: Iterable[str], *, data_root: Path | None = None, calm_as: str | None = "neutral"
 ) -> list[Clip]:
-    """Read corpora named ``tess``, ``ravdess``, ``name=PATH`` or a manifest ``*.csv``."""
+    """Read corpora named in :data:`CORPORA`, as ``name=PATH``, or a manifest ``*.csv``."""
     root = data_root or default_data_root()
     clips: list[Clip] = []
     for spec in specs:
@@ -168,6 +241,14 @@ def load_corpora(
             clips += read_tess(Path(explicit) if explicit else root / "tess")
         elif name == "ravdess":
             clips += read_ravdess(Path(explicit) if explicit else root / "ravdess", calm_as=calm_as)
+        elif name in _READERS:
+            clips += _READERS[name](Path(explicit) if explicit else root / name)
         else:
-            raise CorpusError(f"unknown corpus {spec!r}: use tess, ravdess, NAME=PATH or a .csv")
+            known = ", ".join(CORPORA)
+            raise CorpusError(f"unknown corpus {spec!r}: use {known}, NAME=PATH or a .csv")
     return clips
+
+
+_READERS = {"tess": read_tess, "emodb": read_emodb, "emovo": read_emovo, "turevdb": read_turevdb}
+#: The corpora ``load_corpora`` reads by name, each from ``<data root>/<name>``.
+CORPORA = ("tess", "ravdess", "emodb", "emovo", "turevdb")
