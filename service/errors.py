@@ -1,18 +1,17 @@
-"""Typed errors and their JSON answers: bad input is a clear 4xx, real bugs a logged 500."""
+"""Typed errors and what they mean to a client, independent of the transport.
+
+Every entry point (the HTTP handlers, each item of ``/predict/batch``, the WebSocket's close
+reasons, ``ser-predict`` records) turns an exception into an answer through
+:func:`describe_error`, so one input gets the same status, code and detail everywhere. Bad input
+is a clear 4xx; anything :func:`describe_error` does not know is a bug (a logged 500).
+"""
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from dataclasses import dataclass
 
 from service.audio import AudioError, AudioTooLongError, UnsupportedFormatError
 from service.features import FeatureError
-
-log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -37,11 +36,65 @@ class NotReadyError(ServiceError):
     code = "not_ready"
 
 
-def error_body(code: str, detail: object) -> dict[str, object]:
-    return {"error": code, "detail": detail}
+class TooManyFilesError(ServiceError):
+    status_code = 413
+    code = "too_many_files"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What a client is told about a failure.
+
+    Attributes
+    ----------
+    status : int
+        The HTTP status (a batch item's ``status``; the WebSocket maps it to a close code).
+    code : str
+        Machine-readable, the ``error`` field of an answer.
+    detail : str
+        A sentence for people, the ``detail`` field.
+    kind : str
+        The key ``/metrics`` counts it under in ``errors``: the code, except for feature
+        errors, which have always been counted as ``features``.
+    """
+
+    status: int
+    code: str
+    detail: str
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.code)
+
+
+def describe_error(exc: BaseException) -> ErrorInfo | None:
+    """The client-facing status, code and detail of ``exc``; ``None`` when it is a bug.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Raised while serving a request.
+
+    Returns
+    -------
+    ErrorInfo or None
+        :class:`service.audio.AudioError`: 415 for an unsupported format, 413 for audio over
+        the length limit, 422 otherwise, with the error's ``reason`` as code.
+        :class:`service.features.FeatureError`: 422 ``invalid_audio``. :class:`ServiceError`:
+        its own status and code. Anything else: ``None``.
+    """
+    if isinstance(exc, ServiceError):
+        return ErrorInfo(exc.status_code, exc.code, exc.detail)
+    if isinstance(exc, AudioError):
+        return ErrorInfo(audio_status(exc), exc.reason, str(exc))
+    if isinstance(exc, FeatureError):
+        return ErrorInfo(422, "invalid_audio", str(exc), kind="features")
+    return None
 
 
 def audio_status(exc: AudioError) -> int:
+    """The HTTP status of unusable audio: 415, 413 or 422."""
     if isinstance(exc, UnsupportedFormatError):
         return 415
     if isinstance(exc, AudioTooLongError):
@@ -49,49 +102,6 @@ def audio_status(exc: AudioError) -> int:
     return 422
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    stats = lambda request: request.app.state.stats  # noqa: E731
-
-    @app.exception_handler(ServiceError)
-    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        stats(request).record_error(exc.code)
-        return JSONResponse(
-            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(AudioError)
-    async def _audio_error(request: Request, exc: AudioError) -> JSONResponse:
-        stats(request).record_error(exc.reason)
-        return JSONResponse(error_body(exc.reason, str(exc)), status_code=audio_status(exc))
-
-    @app.exception_handler(FeatureError)
-    async def _feature_error(request: Request, exc: FeatureError) -> JSONResponse:
-        stats(request).record_error("features")
-        return JSONResponse(error_body("invalid_audio", str(exc)), status_code=422)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        stats(request).record_error("validation")
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse(error_body("validation_error", errors), status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        if exc.status_code >= 400:
-            stats(request).record_error(code)
-        return JSONResponse(
-            error_body(code, exc.detail), status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        stats(request).record_error("internal")
-        return JSONResponse(
-            error_body("internal_error", "An internal error occurred; it has been logged."),
-            status_code=500,
-        )
+def error_body(code: str, detail: object) -> dict[str, object]:
+    """The JSON body of every error answer: ``{"error": code, "detail": detail}``."""
+    return {"error": code, "detail": detail}

@@ -1,4 +1,9 @@
-"""One clip from encoded bytes to a prediction, timed by stage."""
+"""One clip from encoded bytes to a prediction, timed by stage, and the one answer builder.
+
+:func:`clip_answer` is the body of ``/predict`` and ``/predict/raw``, of each ``/predict/batch``
+item and of each ``ser-predict`` record; :func:`prediction_fields` is the part every stream
+emotion event and timeline segment shares. Built here once, so the entry points cannot drift.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +52,51 @@ def classify_clip(
         source_channels=audio.source_channels,
         timings_s={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0},
     )
+
+
+def prediction_fields(prediction: Prediction) -> dict[str, Any]:
+    """``label``, ``confidence`` and ``probabilities`` (every label) of one prediction.
+
+    Parameters
+    ----------
+    prediction : Prediction
+        From :meth:`service.model.EmotionModel.to_prediction`.
+
+    Returns
+    -------
+    dict
+        Plain floats and strings, ready for JSON.
+    """
+    return {
+        "label": prediction.label,
+        "confidence": prediction.confidence,
+        "probabilities": prediction.probabilities,
+    }
+
+
+def clip_answer(result: ClipResult, model: EmotionModel, *, timings: bool = True) -> dict[str, Any]:
+    """The answer for one classified clip, exactly the ``/predict`` body.
+
+    Parameters
+    ----------
+    result : ClipResult
+        From :func:`classify_clip` or :func:`service.timeline.classify_with_timeline`.
+    model : EmotionModel
+        The model that answered: its version is the ``model`` field.
+    timings : bool
+        Include ``timing_ms`` (seconds per stage from ``result``, in milliseconds).
+
+    Returns
+    -------
+    dict
+        ``label, confidence, probabilities, duration_s, model``, then ``timing_ms`` when
+        ``timings``, then ``timeline`` when ``result`` has one.
+    """
+    body = prediction_fields(result.prediction)
+    body["duration_s"] = round(result.duration_s, 4)
+    body["model"] = model.version
+    if timings:
+        body["timing_ms"] = {k: round(v * 1000.0, 3) for k, v in result.timings_s.items()}
+    if result.timeline is not None:
+        body["timeline"] = result.timeline
+    return body

@@ -20,8 +20,9 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from service.audio import AudioError
+from service.errors import describe_error
 from service.features import FeatureError
-from service.inference import classify_clip
+from service.inference import classify_clip, clip_answer
 from service.model import EmotionModel, ModelContractError, load_model
 from service.settings import BUNDLED_MODEL
 from service.timeline import classify_with_timeline
@@ -65,16 +66,18 @@ def predict_file(
         else:
             result = classify_clip(model, path, max_duration_s=max_duration_s)
     except (AudioError, FeatureError, OSError) as exc:
-        record.update(error=getattr(exc, "reason", type(exc).__name__), detail=str(exc))
+        # The same code and detail the API gives; an unreadable file is named by its error type.
+        info = describe_error(exc)
+        if info is None:
+            record.update(error=type(exc).__name__, detail=str(exc))
+        else:
+            record.update(error=info.code, detail=info.detail)
         return record
-    record.update(
-        label=result.prediction.label,
-        confidence=round(result.prediction.confidence, 6),
-        duration_s=round(result.duration_s, 4),
-        probabilities={k: round(v, 6) for k, v in result.prediction.probabilities.items()},
-    )
-    if result.timeline is not None:
-        record["timeline"] = result.timeline
+    answer = clip_answer(result, model, timings=False)
+    # Six decimals are plenty for a file of results, and keep CSV cells short.
+    answer["confidence"] = round(answer["confidence"], 6)
+    answer["probabilities"] = {k: round(v, 6) for k, v in answer["probabilities"].items()}
+    record.update(answer)
     return record
 
 
@@ -94,6 +97,7 @@ class Writer:
                 "label",
                 "confidence",
                 "duration_s",
+                "model",
                 *[f"p_{label}" for label in labels],
                 "error",
                 "detail",

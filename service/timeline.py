@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from service.audio import BLOCK_S, Source, open_audio_blocks
-from service.inference import ClipResult
+from service.inference import ClipResult, prediction_fields
 from service.model import EmotionModel
 
 #: A fresh iterable of mono float32 blocks of shape ``(m,)`` at the model's rate, per pass.
@@ -301,14 +301,11 @@ def _timeline(
     total = np.zeros(len(model.labels))
     speech_samples = 0
     for (start, end), probs in zip(spans, span_probs, strict=True):
-        prediction = model.to_prediction(probs)
         segments.append(
             {
                 "start": round(start / rate, 3),
                 "end": round(end / rate, 3),
-                "label": prediction.label,
-                "confidence": prediction.confidence,
-                "probabilities": prediction.probabilities,
+                **prediction_fields(model.to_prediction(probs)),
             }
         )
         total += probs * (end - start)

@@ -55,8 +55,10 @@ def test_jsonl_output_with_per_file_errors(folder, tiny_model, tmp_path, workers
     }
     assert set(records) == {"one.wav", "two.flac", "broken.wav"}
     assert records["broken.wav"]["error"] == "unsupported_format"
+    assert set(records["broken.wav"]) == {"path", "error", "detail"}
     for name in ("one.wav", "two.flac"):
         assert records[name]["label"] in records[name]["probabilities"]
+        assert records[name]["model"] == "tiny-0" and "timing_ms" not in records[name]
         assert sum(records[name]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
@@ -81,6 +83,7 @@ def test_csv_output(folder, tiny_model, tmp_path) -> None:
     )
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["label"] and float(rows[0]["p_angry"]) >= 0
+    assert rows[0]["model"] == "tiny-0"
 
 
 def test_cli_runs_as_a_program_without_tensorflow(folder, tiny_model) -> None:
