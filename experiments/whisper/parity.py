@@ -1,0 +1,90 @@
+"""Task 3: the ONNX encoder against CTranslate2's ``Whisper.encode`` on the same log-mel.
+
+For each clip the log-mel is taken at the clip's own length (even frame count) and fed to
+both; prints max abs diff and Pearson correlation of the (F/2, 384) outputs, for the float
+ONNX model and the int8 one, and for CTranslate2's own int8 against its float32 (to show
+what int8 costs either way). Also the mean-pooled vector's cosine, which is what the probe
+uses.
+
+Run (after export_onnx.py)::
+
+    taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/parity.py
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import DATA, OUT, ct2_model_dir, load_audio, say
+from export_onnx import FLOAT_NAME, INT8_NAME
+from frontend import WINDOW_SAMPLES, even_frames, log_mel
+
+CLIPS = (
+    "ravdess/Actor_01/03-01-05-02-01-01-01.flac",
+    "ravdess/Actor_12/03-01-03-01-02-02-12.flac",
+    "ravdess/Actor_23/03-01-01-01-01-01-23.flac",
+    "tess/OAF_angry/OAF_back_angry.flac",
+    "tess/YAF_sad/YAF_youth_sad.flac",
+)
+
+
+def session(path: Path):  # noqa: ANN201 - onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def compare(name: str, ref: np.ndarray, got: np.ndarray) -> tuple[float, float, float]:
+    diff = float(np.abs(ref - got).max())
+    corr = float(np.corrcoef(ref.ravel(), got.ravel())[0, 1])
+    a, b = ref.mean(axis=0), got.mean(axis=0)
+    cos = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    say(f"    {name:28s} max|diff| {diff:8.4f}  corr {corr:.6f}  mean-pool cosine {cos:.6f}")
+    return diff, corr, cos
+
+
+def main() -> None:
+    import ctranslate2
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    ct2 = {
+        kind: ctranslate2.models.Whisper(
+            str(ct2_model_dir()), device="cpu", compute_type=kind, intra_threads=1
+        )
+        for kind in ("float32", "int8")
+    }
+    onnx = {"float": session(args.out / FLOAT_NAME), "int8": session(args.out / INT8_NAME)}
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for rel in CLIPS:
+        audio = load_audio(args.data / rel)
+        for window, mel in (
+            ("own length", even_frames(log_mel(audio))),
+            ("30 s", log_mel(audio, pad_to=WINDOW_SAMPLES)),
+        ):
+            batch = np.ascontiguousarray(mel[None])
+            ref = np.asarray(ct2["float32"].encode(ctranslate2.StorageView.from_array(batch)))[0]
+            say(f"{rel} ({window}, mel {mel.shape}, output max|x| {np.abs(ref).max():.1f})")
+            ct2_int8 = np.asarray(ct2["int8"].encode(ctranslate2.StorageView.from_array(batch)))[0]
+            got = {k: s.run(["encoded"], {"mel": batch})[0][0] for k, s in onnx.items()}
+            for name, out in (
+                ("onnx float32 vs ct2 float32", got["float"]),
+                ("onnx int8 vs ct2 float32", got["int8"]),
+                ("ct2 int8 vs ct2 float32", ct2_int8),
+            ):
+                rows.setdefault(f"{name} ({window})", []).append(compare(name, ref, out))
+    say("summary over clips: worst max|diff|, lowest corr, lowest mean-pool cosine")
+    for name, vals in rows.items():
+        arr = np.array(vals)
+        say(f"  {name:42s} {arr[:, 0].max():8.4f} {arr[:, 1].min():.6f} {arr[:, 2].min():.6f}")
+
+
+if __name__ == "__main__":
+    main()
