@@ -126,7 +126,7 @@ def _encoder_licence(metadata: dict[str, str]) -> list[str]:
         "`service/encoders/LICENSE-resemblyzer`). Its licence permits commercial use; the "
         "corpora above do not.",
         "Cost: the encoder is an LSTM run over every 10 ms frame of the clip's speech span, "
-        "several times the CPU per clip of the statistics alone (docs/performance-accurate.md).",
+        "several times the CPU per clip of the statistics alone (docs/performance.md).",
     ]
 
 
