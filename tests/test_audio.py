@@ -203,11 +203,11 @@ def _pcm16_cases() -> dict[str, tuple[bytes, dict[str, object]]]:
 def test_the_pcm16_wav_fast_path_decodes_exactly_as_libsndfile(case: str, monkeypatch) -> None:
     """In-memory 16-bit WAVs skip libsndfile; every outcome (samples, header fields, or the
     error type and reason) must be what libsndfile alone gives."""
-    import service.audio
+    import service.audio.decode
 
     data, kwargs = _pcm16_cases()[case]
     fast = _decode_outcome(data, **kwargs)
-    monkeypatch.setattr(service.audio, "_read_pcm16_wav", lambda *_: None)
+    monkeypatch.setattr(service.audio.decode, "_read_pcm16_wav", lambda *_: None)
     reference = _decode_outcome(data, **kwargs)
     assert fast[0] == reference[0], (fast, reference)
     if fast[0] == "ok":
@@ -220,7 +220,7 @@ def test_the_pcm16_wav_fast_path_decodes_exactly_as_libsndfile(case: str, monkey
 
 
 def test_the_pcm16_wav_fast_path_is_taken_for_plain_wavs() -> None:
-    from service.audio import _read_pcm16_wav
+    from service.audio.decode import _read_pcm16_wav
 
     assert _read_pcm16_wav(encode(tone(seconds=0.3), subtype="PCM_16"), None) is not None
     assert _read_pcm16_wav(encode(tone(seconds=0.3), subtype="PCM_24"), None) is None

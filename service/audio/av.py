@@ -1,4 +1,5 @@
-"""WebM/Opus and M4A/AAC through PyAV (FFmpeg's decoders, shipped inside the wheel)."""
+"""WebM/Opus and M4A/AAC through PyAV (FFmpeg's decoders, shipped inside the wheel): the
+fallback for the containers libsndfile cannot read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from service.audio import AudioError, AudioTooLongError, Source, frame_limit
+from service.audio.decode import MIN_SOURCE_RATE, Source, frame_limit
+from service.audio.errors import AudioError, too_long
 
 
 @contextmanager
@@ -71,7 +73,10 @@ class AvDecoder:
                 self._stream = streams[0]
                 self.rate = int(self._stream.codec_context.sample_rate or 0)
                 self.channels = int(self._stream.codec_context.channels or 0)
-            if not 1_000 <= self.rate <= max_rate or not 1 <= self.channels <= max_channels:
+            if (
+                not MIN_SOURCE_RATE <= self.rate <= max_rate
+                or not 1 <= self.channels <= max_channels
+            ):
                 raise AudioError(
                     f"{container} audio at {self.rate} Hz with {self.channels} channels "
                     "is out of range.",
@@ -100,9 +105,7 @@ class AvDecoder:
                 chunks = [_samples(mono) for mono in resampler.resample(frame)]
                 total += sum(chunk.shape[0] for chunk in chunks)
                 if limit is not None and total >= limit:
-                    raise AudioTooLongError(
-                        f"Audio is longer than the limit of {max_duration_s:g} s."
-                    )
+                    raise too_long(max_duration_s)
                 yield from chunks
             for mono in resampler.resample(None):
                 yield _samples(mono)

@@ -1,9 +1,9 @@
 """Decode audio from bytes or a path into canonical mono float32 at one sample rate.
 
-Everything the model sees goes through :func:`decode_audio`: the trainer and the
-service call the same function, so training and serving audio cannot differ. Long
-recordings go through :func:`open_audio_blocks` (or :func:`iter_audio_blocks`), which gives
-the same samples a block at a time and refuses the same input for the same reasons.
+Everything the model sees goes through :func:`decode_audio`: the trainer and the service call
+the same function, so training and serving audio cannot differ. The checks here are shared
+with :mod:`service.audio.blocks`, so a recording read block by block is refused for the same
+reasons as one read whole.
 """
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ import io
 import os
 import struct
 import wave
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from service.audio.errors import (
+    AudioError,
+    AudioTooLongError,
+    UnsupportedFormatError,
+    corrupt,
+    too_long,
+)
 
 #: Canonical rate: 16 kHz is the speech standard (telephony-wideband, ASR corpora) and
 #: keeps everything below 8 kHz, where emotional prosody and formants live.
@@ -34,36 +40,8 @@ MAX_CHANNELS = 32
 MAX_ABS_SAMPLE = 1_000.0
 #: Shortest clip that gives a meaningful utterance-level feature vector.
 MIN_DURATION_S = 0.1
-#: Source seconds per block in :func:`iter_audio_blocks`: long enough that per-block overhead
-#: is negligible, short enough that a block of 48 kHz stereo is 384 KB of float32.
-BLOCK_S = 1.0
-#: Interleaved values per block at most, so a 32-channel 384 kHz source cannot make one block
-#: large (2**20 float32 values: 4 MB).
-MAX_BLOCK_VALUES = 1 << 20
 
 SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG/Vorbis", "OGG/Opus", "MP3", "AIFF", "WebM/Opus", "M4A/AAC")
-
-
-class AudioError(ValueError):
-    """The input is not usable audio. ``reason`` is a short machine-readable code."""
-
-    def __init__(self, message: str, *, reason: str = "invalid_audio") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class AudioTooLongError(AudioError):
-    """The audio is longer than the configured limit."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, reason="audio_too_long")
-
-
-class UnsupportedFormatError(AudioError):
-    """The bytes are in a container or codec the decoder cannot read."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, reason="unsupported_format")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +62,8 @@ class Audio:
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
 
-def _open(source: Source) -> sf.SoundFile:
+def open_soundfile(source: Source) -> sf.SoundFile:
+    """``source`` opened with libsndfile; :class:`UnsupportedFormatError` if it cannot be."""
     handle: str | os.PathLike[str] | BinaryIO
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
@@ -135,13 +114,13 @@ def decode_audio(
     AudioError
         Not audio, truncated, empty, non-finite samples, or an absurd header.
     """
-    _check_target_rate(target_rate)
+    check_target_rate(target_rate)
     if isinstance(source, bytes | bytearray | memoryview):
         pcm16 = _read_pcm16_wav(source, max_duration_s)
         if pcm16 is not None:
             frames, rate, channels = pcm16
             return _finish(
-                _mix(frames),
+                mix(frames),
                 rate=rate,
                 channels=channels,
                 fmt="WAV",
@@ -149,13 +128,13 @@ def decode_audio(
                 min_duration_s=min_duration_s,
             )
     try:
-        handle = _open(source)
+        handle = open_soundfile(source)
     except UnsupportedFormatError:
         container = sniff_container(source)
         if container is None:
             raise
         # Browsers record WebM/Opus and phones send M4A/AAC; libsndfile reads neither.
-        from service.av_decode import decode_with_av
+        from service.audio.av import decode_with_av
 
         mono, rate, channels = decode_with_av(
             source,
@@ -173,19 +152,19 @@ def decode_audio(
             min_duration_s=min_duration_s,
         )
     with handle:
-        rate, channels, limit = _check_header(handle, max_duration_s)
+        rate, channels, limit = check_header(handle, max_duration_s)
         fmt = str(handle.format)
         try:
             # Read at most `limit` frames: a header may lie about its length.
             frames = handle.read(
                 frames=-1 if limit is None else limit, dtype="float32", always_2d=True
             )
-        except _READ_ERRORS as exc:
-            raise _corrupt(exc) from exc
+        except READ_ERRORS as exc:
+            raise corrupt(exc) from exc
     if limit is not None and frames.shape[0] >= limit:
-        raise _too_long(max_duration_s)
+        raise too_long(max_duration_s)
     return _finish(
-        _mix(frames),
+        mix(frames),
         rate=rate,
         channels=channels,
         fmt=fmt,
@@ -194,213 +173,15 @@ def decode_audio(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AudioBlocks:
-    """An open recording read block by block: see :func:`open_audio_blocks`.
-
-    ``blocks`` yields mono float32 arrays of shape ``(m,)``, ``m > 0``, at ``sample_rate``.
-    """
-
-    blocks: Iterator[np.ndarray]
-    sample_rate: int
-    source_rate: int
-    source_channels: int
-    source_format: str
-
-
-@contextmanager
-def open_audio_blocks(
-    source: Source,
-    *,
-    target_rate: int = CANONICAL_RATE,
-    block_s: float = BLOCK_S,
-    max_duration_s: float | None = None,
-    min_duration_s: float = MIN_DURATION_S,
-) -> Iterator[AudioBlocks]:
-    """Open ``source`` for decoding block by block to mono float32 at ``target_rate``.
-
-    The concatenated blocks equal :func:`decode_audio`'s ``samples`` (soxr's stream and
-    one-shot resamplers give the same output), but only about one block of the source is
-    held at a time, so memory does not grow with the length of the recording.
-
-    Parameters
-    ----------
-    source : bytes or path or binary file object
-        As for :func:`decode_audio`, including WebM/Opus and M4A/AAC.
-    target_rate : int, keyword-only
-        Output sample rate in Hz; resampled with a soxr (HQ) stream when the source differs.
-    block_s : float, keyword-only
-        Source seconds read per block (capped at :data:`MAX_BLOCK_VALUES` interleaved
-        values). Yielded blocks vary in length around ``block_s * target_rate`` samples.
-    max_duration_s : float or None, keyword-only
-        Reject audio longer than this (:class:`AudioTooLongError`).
-    min_duration_s : float, keyword-only
-        Reject audio shorter than this.
-
-    Yields
-    ------
-    AudioBlocks
-        The header (checked on entry) and the iterator of blocks; the file is closed on exit.
-
-    Raises
-    ------
-    AudioError
-        The same errors, with the same ``reason``, as :func:`decode_audio`. Header faults are
-        raised on entry. A fault found part-way (corrupt data, non-finite samples, over the
-        limit, too short) is raised by the iterator when it is met, after the blocks before
-        it were yielded: consume the whole iterator before acting on what it gave.
-    """
-    _check_target_rate(target_rate)
-    if block_s <= 0:
-        raise ValueError(f"block_s={block_s} must be positive")
-    with _open_stream(source, block_s=block_s, max_duration_s=max_duration_s) as stream:
-        yield AudioBlocks(
-            blocks=_canonical(
-                stream.chunks,
-                rate=stream.rate,
-                target_rate=target_rate,
-                min_duration_s=min_duration_s,
-            ),
-            sample_rate=target_rate,
-            source_rate=stream.rate,
-            source_channels=stream.channels,
-            source_format=stream.fmt,
-        )
-
-
-def iter_audio_blocks(
-    source: Source,
-    *,
-    target_rate: int = CANONICAL_RATE,
-    block_s: float = BLOCK_S,
-    max_duration_s: float | None = None,
-    min_duration_s: float = MIN_DURATION_S,
-) -> Iterator[np.ndarray]:
-    """The blocks of :func:`open_audio_blocks` (same parameters), opening ``source`` lazily.
-
-    Yields
-    ------
-    numpy.ndarray
-        Shape ``(m,)``, dtype float32, values finite; ``m > 0``.
-    """
-    with open_audio_blocks(
-        source,
-        target_rate=target_rate,
-        block_s=block_s,
-        max_duration_s=max_duration_s,
-        min_duration_s=min_duration_s,
-    ) as stream:
-        yield from stream.blocks
-
-
-def _canonical(
-    chunks: Iterator[np.ndarray], *, rate: int, target_rate: int, min_duration_s: float
-) -> Iterator[np.ndarray]:
-    """Checked mono ``chunks`` at ``rate`` brought to ``target_rate``."""
-    resampler = (
-        None
-        if rate == target_rate
-        else soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
-    )
-    frames = 0
-    for mono in chunks:
-        _check_samples(mono)
-        frames += mono.shape[0]
-        out = mono if resampler is None else resampler.resample_chunk(mono)
-        if out.shape[0]:
-            yield out
-    _check_length(frames, rate=rate, min_duration_s=min_duration_s)
-    if resampler is not None:
-        # The resampler holds back its filter's delay until told the input has ended.
-        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        if tail.shape[0]:
-            yield tail
-
-
-@dataclass(frozen=True, slots=True)
-class _Stream:
-    chunks: Iterator[np.ndarray]  # mono float32 at `rate`, shape (m,)
-    rate: int
-    channels: int
-    fmt: str
-
-
-@contextmanager
-def _open_stream(
-    source: Source, *, block_s: float, max_duration_s: float | None
-) -> Iterator[_Stream]:
-    """``source`` opened with libsndfile, or PyAV for WebM/M4A, its header checked."""
-    try:
-        handle = _open(source)
-    except UnsupportedFormatError:
-        container = sniff_container(source)
-        if container is None:
-            raise
-        from service.av_decode import AvDecoder
-
-        with AvDecoder(
-            source, container=container, max_rate=MAX_SOURCE_RATE, max_channels=MAX_CHANNELS
-        ) as decoder:
-            size = _block_frames(block_s, decoder.rate, decoder.channels)
-            # Codec frames are 10-60 ms; gathering them keeps per-block overhead down.
-            chunks = _gather(decoder.blocks(max_duration_s=max_duration_s), size)
-            yield _Stream(chunks, decoder.rate, decoder.channels, container)
-        return
-    with handle:
-        rate, channels, limit = _check_header(handle, max_duration_s)
-        size = _block_frames(block_s, rate, channels)
-        chunks = _read_blocks(handle, size=size, limit=limit, max_duration_s=max_duration_s)
-        yield _Stream(chunks, rate, channels, str(handle.format))
-
-
-def _read_blocks(
-    handle: sf.SoundFile, *, size: int, limit: int | None, max_duration_s: float | None
-) -> Iterator[np.ndarray]:
-    """Mono chunks of ``size`` frames read from ``handle``; stops at ``limit`` like
-    :func:`decode_audio`'s single read does."""
-    read = 0
-    while True:
-        wanted = size if limit is None else min(size, limit - read)
-        try:
-            frames = handle.read(frames=wanted, dtype="float32", always_2d=True)
-        except _READ_ERRORS as exc:
-            raise _corrupt(exc) from exc
-        read += frames.shape[0]
-        if limit is not None and read >= limit:
-            raise _too_long(max_duration_s)
-        if frames.shape[0]:
-            yield _mix(frames)
-        # libsndfile fills a read unless the data ended (or broke): a single read would
-        # have stopped here too.
-        if frames.shape[0] < wanted:
-            return
-
-
-def _gather(chunks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Concatenate consecutive ``chunks`` into pieces of at least ``size`` samples."""
-    pending: list[np.ndarray] = []
-    held = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        held += chunk.shape[0]
-        if held >= size:
-            yield np.concatenate(pending)
-            pending, held = [], 0
-    if held:
-        yield np.concatenate(pending)
-
-
-def _block_frames(block_s: float, rate: int, channels: int) -> int:
-    return max(1, min(int(block_s * rate), MAX_BLOCK_VALUES // channels))
-
-
-# Checks shared by decode_audio and iter_audio_blocks, so both refuse the same input with
+# Checks shared by decode_audio and the block reader, so both refuse the same input with
 # the same reason.
 
-_READ_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, MemoryError)
+#: What libsndfile's reads raise on broken data.
+READ_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, MemoryError)
 
 
-def _check_target_rate(target_rate: int) -> None:
+def check_target_rate(target_rate: int) -> None:
+    """Refuse an output rate outside the source bounds (a programming error: ValueError)."""
     if target_rate < MIN_SOURCE_RATE or target_rate > MAX_SOURCE_RATE:
         raise ValueError(
             f"target_rate={target_rate} is outside [{MIN_SOURCE_RATE}, {MAX_SOURCE_RATE}]"
@@ -434,24 +215,22 @@ def _read_pcm16_wav(
         return None
     if len(raw) != claimed * channels * 2:
         return None
-    _, _, limit = _check_stream(rate, channels, claimed, max_duration_s)
+    _, _, limit = check_stream(rate, channels, claimed, max_duration_s)
     if limit is not None and claimed >= limit:
-        raise _too_long(max_duration_s)
+        raise too_long(max_duration_s)
     samples = np.frombuffer(raw, dtype="<i2").reshape(claimed, channels)
     # A power-of-two scale: the product is exact, as libsndfile's division.
     return samples.astype(np.float32) * np.float32(1.0 / 32768.0), rate, channels
 
 
-def _check_header(
-    handle: sf.SoundFile, max_duration_s: float | None
-) -> tuple[int, int, int | None]:
+def check_header(handle: sf.SoundFile, max_duration_s: float | None) -> tuple[int, int, int | None]:
     """The rate, channel count and frame limit of an open file, refused when absurd."""
-    return _check_stream(
+    return check_stream(
         int(handle.samplerate), int(handle.channels), int(handle.frames), max_duration_s
     )
 
 
-def _check_stream(
+def check_stream(
     rate: int, channels: int, claimed: int, max_duration_s: float | None
 ) -> tuple[int, int, int | None]:
     """The rate, channel count and frame limit of a stream claiming ``claimed`` frames,
@@ -480,20 +259,12 @@ def frame_limit(max_duration_s: float | None, rate: int) -> int | None:
     return None if max_duration_s is None else int(max_duration_s * rate) + 1
 
 
-def _too_long(max_duration_s: float | None) -> AudioTooLongError:
-    return AudioTooLongError(f"Audio is longer than the limit of {max_duration_s:g} s.")
-
-
-def _corrupt(exc: BaseException) -> AudioError:
-    return AudioError(f"The audio data is corrupt or truncated: {exc}.", reason="corrupt")
-
-
-def _mix(frames: np.ndarray) -> np.ndarray:
+def mix(frames: np.ndarray) -> np.ndarray:
     """Mono of shape ``(n,)`` from frames of shape ``(n, channels)``."""
     return frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
 
 
-def _check_samples(mono: np.ndarray) -> None:
+def check_samples(mono: np.ndarray) -> None:
     """Refuse non-finite or absurdly large samples in ``mono`` of shape ``(n,)``, n > 0."""
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.", reason="non_finite")
@@ -504,7 +275,8 @@ def _check_samples(mono: np.ndarray) -> None:
         )
 
 
-def _check_length(frames: int, *, rate: int, min_duration_s: float) -> None:
+def check_length(frames: int, *, rate: int, min_duration_s: float) -> None:
+    """Refuse a stream of ``frames`` samples at ``rate`` that is empty or too short."""
     if frames == 0:
         raise AudioError("The audio contains no samples.", reason="empty")
     if frames / rate < min_duration_s:
@@ -520,8 +292,8 @@ def _finish(
 ) -> Audio:
     """Validate decoded mono samples and bring them to the target rate."""
     if mono.shape[0]:
-        _check_samples(mono)
-    _check_length(mono.shape[0], rate=rate, min_duration_s=min_duration_s)
+        check_samples(mono)
+    check_length(mono.shape[0], rate=rate, min_duration_s=min_duration_s)
     samples = resample(mono, source_rate=rate, target_rate=target_rate)
     return Audio(
         samples=samples,
