@@ -1,3 +1,3 @@
 """Speech emotion recognition service: audio decoding, features, ONNX model and HTTP API."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

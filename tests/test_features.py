@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import librosa
 import numpy as np
 import pytest
@@ -7,11 +9,27 @@ import pytest
 from service.audio import decode_audio
 from service.features import (
     FEATURE_SETS,
+    RETIRED_FEATURE_SETS,
     FeatureError,
+    SpectralConfig,
     SpeechStats,
+    SpeechStatsConfig,
     extract_features,
     get_feature_set,
     mel_filterbank,
+)
+from service.features.frontend import frame_view, zero_padded
+from service.features.tracks import (
+    column_mean_std,
+    cumulative_block_power,
+    delta,
+    energy_db,
+    mean_std,
+    percentiles,
+    rolloff_bins,
+    slope,
+    spectral_shape,
+    zero_crossing_rate,
 )
 from tests.helpers import encode, tone
 from trainer.extract import features_for_file
@@ -20,8 +38,22 @@ from trainer.extract import features_for_file
 MFCC_ATOL = 5e-3
 MFCC_RTOL = 1e-4
 
+#: What the bundled models and the recipes run; written out, so that a set added to or dropped
+#: from the registry is a decision a test sees, not a parameter list that follows it.
+SHIPPED_FEATURE_SETS = ("mfcc40-mean", "speech-stats-v2", "speech-stats-v2+ge2e-int8")
 
-@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+
+def test_the_registry_holds_the_shipped_sets_only_and_is_read_only() -> None:
+    assert sorted(FEATURE_SETS) == sorted(SHIPPED_FEATURE_SETS)
+    with pytest.raises(TypeError):
+        FEATURE_SETS["variant"] = FEATURE_SETS["speech-stats-v2"]  # type: ignore[index]
+    for retired in ("speech-stats-v1", "speech-stats-v2+ge2e"):
+        assert retired in RETIRED_FEATURE_SETS and retired not in FEATURE_SETS
+        with pytest.raises(FeatureError, match=r"retired in service 0\.2\.0"):
+            get_feature_set(retired)
+
+
+@pytest.mark.parametrize("name", SHIPPED_FEATURE_SETS)
 def test_shape_dtype_and_determinism(name: str) -> None:
     fs = get_feature_set(name)
     y = tone(seconds=1.5)
@@ -66,9 +98,9 @@ def test_serving_features_do_not_import_librosa() -> None:
     import sys
 
     code = (
-        "import sys, numpy as np; from service.features import FEATURE_SETS\n"
-        "[fs.extract(np.random.default_rng(0).standard_normal(16000).astype('float32'))"
-        " for fs in FEATURE_SETS.values()]\n"
+        "import sys, numpy as np; from service.features import get_feature_set\n"
+        "[get_feature_set(name).extract(np.random.default_rng(0).standard_normal(16000)"
+        f".astype('float32')) for name in {SHIPPED_FEATURE_SETS!r}]\n"
         "assert 'librosa' not in sys.modules and 'numba' not in sys.modules, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -85,7 +117,7 @@ def test_trainer_and_service_paths_give_identical_features(tmp_path) -> None:
     path.write_bytes(encode(tone(seconds=1.2, rate=44_100), rate=44_100, format="FLAC"))
     fs = get_feature_set("mfcc40-mean")
     served = fs.extract(decode_audio(path.read_bytes(), target_rate=fs.sample_rate).samples)
-    trained = features_for_file(path, "mfcc40-mean")
+    trained = features_for_file(path, fs)
     np.testing.assert_array_equal(served, trained)
 
 
@@ -101,13 +133,9 @@ def test_unknown_feature_set_and_bad_input_raise_feature_error() -> None:
         fs.extract(np.zeros(0, dtype=np.float32))
 
 
-SPEECH_STATS = ["speech-stats-v1", "speech-stats-v2"]
-
-
-@pytest.mark.parametrize("name", SPEECH_STATS)
 @pytest.mark.parametrize("f0", [110.0, 220.0, 330.0])
-def test_speech_stats_pitch_tracks_the_fundamental(f0: float, name: str) -> None:
-    fs = get_feature_set(name)
+def test_speech_stats_pitch_tracks_the_fundamental(f0: float) -> None:
+    fs = get_feature_set("speech-stats-v2")
     names = fs.names()
     vector = fs.extract(tone(freq=f0, seconds=1.0, noise=0.001))
     median_octaves = vector[names.index("f0_p50")]
@@ -115,9 +143,8 @@ def test_speech_stats_pitch_tracks_the_fundamental(f0: float, name: str) -> None
     assert vector[names.index("voiced_fraction")] > 0.9
 
 
-@pytest.mark.parametrize("name", SPEECH_STATS)
-def test_speech_stats_ignore_leading_and_trailing_silence(name: str) -> None:
-    fs = get_feature_set(name)
+def test_speech_stats_ignore_leading_and_trailing_silence() -> None:
+    fs = get_feature_set("speech-stats-v2")
     y = tone(freq=200.0, seconds=1.0)
     silence = np.zeros(8000, dtype=np.float32)
     padded = np.concatenate([silence, y, silence])
@@ -138,32 +165,19 @@ def _glide(seconds: float = 1.5, rate: int = 16_000) -> tuple[np.ndarray, np.nda
     return (y + noise).astype(np.float32), f0
 
 
-def _band_limited_in_spectrum() -> SpeechStats:
-    """speech-stats-v2 with its pitch band cut in the spectrum instead of by resampling."""
-    import dataclasses
-
-    v2 = get_feature_set("speech-stats-v2").config
-    return SpeechStats(dataclasses.replace(v2, version=3, pitch_from_spectrum=True))
-
-
-@pytest.mark.parametrize("band_limit", ["resample", "spectrum"])
-def test_speech_stats_v2_pitch_agrees_with_librosa_yin(band_limit: str) -> None:
-    """The 8 kHz tracker against a reference implementation on a moving F0, with the band
-    limited by resampling the signal or by dropping FFT bins of full-rate frames.
+def test_speech_stats_v2_pitch_agrees_with_librosa_yin() -> None:
+    """The 8 kHz tracker against a reference implementation on a moving F0.
 
     Stated tolerance: the median frame error is under 1% and 95% of frames are within 3%
     of ``librosa.yin`` (frames at the same centres, the same F0 range).
     """
-    fs = (
-        get_feature_set("speech-stats-v2")
-        if band_limit == "resample"
-        else _band_limited_in_spectrum()
-    )
+    fs = get_feature_set("speech-stats-v2")
+    assert isinstance(fs, SpeechStats)
     cfg = fs.config
     y, _ = _glide()
     hop = cfg.pitch_hop
     n_frames = 1 + y.shape[0] // hop
-    ours, strength = fs._pitch(y, np.arange(n_frames))
+    ours, strength = fs.pitch.track(y, np.arange(n_frames))
     reference = librosa.yin(
         y,
         fmin=cfg.f0_min,
@@ -180,42 +194,172 @@ def test_speech_stats_v2_pitch_agrees_with_librosa_yin(band_limit: str) -> None:
     assert (strength[inner] > cfg.voicing_threshold).mean() > 0.95
 
 
-def test_speech_stats_v2_is_a_cheaper_estimate_of_v1() -> None:
-    """Same statistics by cheaper means: pitch, energy and MFCC features agree with v1."""
-    v1, v2 = get_feature_set("speech-stats-v1"), get_feature_set("speech-stats-v2")
+def _spoken(rate: int = 16_000) -> np.ndarray:
+    """Two voiced glides with pauses in a faint noise floor: speech and silence frames."""
     y, _ = _glide()
-    a, b = v1.extract(y), v2.extract(y)
-    for name in ("f0_mean", "f0_p10", "f0_p50", "f0_p90", "f0_slope"):
-        assert b[v2.names().index(name)] == pytest.approx(a[v1.names().index(name)], abs=0.03)
-    shared = [n for n in v1.names() if n.startswith(("mfcc", "dmfcc", "energy", "zcr"))]
-    np.testing.assert_allclose(
-        [b[v2.names().index(n)] for n in shared], [a[v1.names().index(n)] for n in shared]
+    pause = 0.002 * np.random.default_rng(11).standard_normal(rate // 2).astype(np.float32)
+    return np.concatenate([pause, y, pause, 0.3 * y[::-1], pause]).astype(np.float32)
+
+
+class TestServedFrontEndAgainstLibrosa:
+    """The per-frame tracks of ``speech-stats-v2`` (n_fft 512, window 400, hop 160, 64 mels,
+    50-8000 Hz), computed as the statistics compute them, against librosa on the same clip.
+
+    The feature code weights the spectral shape by power (librosa's ``y=`` path weights by
+    magnitude) and measures flatness over mel power (librosa over the STFT), so librosa is
+    given those spectrograms as ``S``. Stated tolerances: centroid and bandwidth within
+    1e-4 relative, flatness within 1e-3 relative (float32 logarithms of the mel bands),
+    frame energy within 1e-3 dB.
+    """
+
+    @pytest.fixture(scope="class")
+    def clip(self) -> np.ndarray:
+        return _spoken()
+
+    @pytest.fixture(scope="class")
+    def ours(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        fs = get_feature_set("speech-stats-v2")
+        assert isinstance(fs, SpeechStats)
+        power = fs.frontend.power(clip)
+        total = cumulative_block_power(power)[:, -1]
+        centroid, bandwidth, flatness = spectral_shape(
+            power, total, fs.frontend.mel_power(power), fs.freqs_khz
+        )
+        energy = energy_db(total, amin=fs.config.spectral.db_amin)
+        return {
+            "centroid": centroid,
+            "bandwidth": bandwidth,
+            "flatness": flatness,
+            "energy": energy,
+        }
+
+    @pytest.fixture(scope="class")
+    def magnitude(self, clip: np.ndarray) -> np.ndarray:
+        spec = get_feature_set("speech-stats-v2").config.spectral  # type: ignore[union-attr]
+        assert (spec.n_fft, spec.win_length, spec.hop_length) == (512, 400, 160)
+        assert (spec.n_mels, spec.fmin, spec.fmax) == (64, 50.0, 8000.0)
+        stft = librosa.stft(
+            clip, n_fft=512, hop_length=160, win_length=400, window="hann", pad_mode="constant"
+        )
+        return np.abs(stft)
+
+    def test_centroid_and_bandwidth(self, ours, magnitude) -> None:
+        power = magnitude**2
+        centroid = librosa.feature.spectral_centroid(S=power, sr=16_000, n_fft=512)[0] / 1000
+        bandwidth = librosa.feature.spectral_bandwidth(S=power, sr=16_000, n_fft=512)[0] / 1000
+        assert ours["centroid"].shape == centroid.shape
+        np.testing.assert_allclose(ours["centroid"], centroid, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(ours["bandwidth"], bandwidth, rtol=1e-4, atol=1e-6)
+
+    def test_flatness_over_the_mel_bands(self, ours, magnitude) -> None:
+        mel = librosa.feature.melspectrogram(
+            S=magnitude**2, sr=16_000, n_fft=512, n_mels=64, fmin=50.0, fmax=8000.0
+        )
+        flatness = librosa.feature.spectral_flatness(S=mel, power=1.0)[0]
+        np.testing.assert_allclose(ours["flatness"], flatness, rtol=1e-3)
+        assert flatness.min() > 0 and flatness.max() <= 1
+
+    def test_energy_is_the_frame_rms_in_db(self, ours, magnitude) -> None:
+        rms = librosa.feature.rms(S=magnitude, frame_length=512)[0]
+        # librosa's Parseval for a real frame counts the DC and Nyquist bins once; the feature
+        # code's frame power is the plain one-sided sum, so they are added back.
+        edges = magnitude[0] ** 2 + magnitude[-1] ** 2
+        total = (512**2 * rms.astype(np.float64) ** 2 + edges) / 2
+        np.testing.assert_allclose(ours["energy"], 10 * np.log10(total), atol=1e-3)
+        # Speech and pauses both present: the range the speech gate works over.
+        assert ours["energy"].max() - ours["energy"].min() > 30
+
+    def test_the_statistics_pool_these_tracks_over_speech_frames(self, clip, ours) -> None:
+        fs = get_feature_set("speech-stats-v2")
+        assert isinstance(fs, SpeechStats)
+        speech = fs.speech_frames(ours["energy"])
+        assert 0.3 < speech.mean() < 0.9  # the pauses are left out
+        vector, names = fs.extract(clip), fs.names()
+        for track in ("centroid", "bandwidth", "flatness"):
+            values = ours[track][speech].astype(np.float64)
+            assert vector[names.index(f"{track}_mean")] == pytest.approx(values.mean(), rel=1e-6)
+            assert vector[names.index(f"{track}_std")] == pytest.approx(values.std(), rel=1e-5)
+
+
+def test_speech_stats_config_refuses_the_retired_options() -> None:
+    """speech-stats-v1's options (flatness over the power bins, no voice quality, no floor
+    test) left with it: a config asking for them is refused, not computed another way."""
+    base = {"name": "x", "version": 2, "spectral": SpectralConfig(hop_length=160)}
+    assert SpeechStats(SpeechStatsConfig(**base)).dim == 118  # the defaults are supported
+    with pytest.raises(FeatureError, match="flatness_on"):
+        SpeechStats(SpeechStatsConfig(**base, flatness_on="power"))
+    with pytest.raises(FeatureError, match="voice_quality"):
+        SpeechStats(SpeechStatsConfig(**base, voice_quality=False))
+    with pytest.raises(FeatureError, match="floor_margin_db"):
+        SpeechStats(SpeechStatsConfig(**base, floor_margin_db=None))  # type: ignore[arg-type]
+    with pytest.raises(FeatureError, match="pitch_hop"):
+        SpeechStats(SpeechStatsConfig(**base, pitch_hop=250))
+    with pytest.raises(FeatureError, match="pitch_rate"):
+        SpeechStats(SpeechStatsConfig(**base, pitch_rate=7000))
+    # Version 3's fields are gone from the configuration altogether.
+    with pytest.raises(TypeError):
+        SpeechStatsConfig(**base, pitch_from_spectrum=True)  # type: ignore[call-arg]
+
+
+def test_speech_stats_v2_records_the_contract_its_models_carry() -> None:
+    """The configuration is in the bundled models' metadata: its keys and values are pinned,
+    so a refactoring that adds, drops or renames a field cannot pass unnoticed."""
+    config = get_feature_set("speech-stats-v2").to_dict()
+    assert config == {
+        "kind": "speech-stats",
+        "name": "speech-stats-v2",
+        "version": 2,
+        "spectral": dataclasses.asdict(
+            SpectralConfig(
+                n_fft=512, win_length=400, hop_length=160, n_mels=64, fmin=50.0, fmax=8000.0
+            )
+        ),
+        "n_mfcc": 30,
+        "delta_width": 5,
+        "silence_db": 40.0,
+        "f0_min": 60.0,
+        "f0_max": 500.0,
+        "f0_frame_length": 640,
+        "voicing_threshold": 0.45,
+        "rolloff": 0.85,
+        "pitch_rate": 8000,
+        "pitch_hop": 320,
+        "flatness_on": "mel",
+        "voice_quality": True,
+        "floor_margin_db": 6.0,
+    }
+
+
+def test_noise_floor_gate_keeps_noise_only_frames_out() -> None:
+    """In steady noise the loudest-frame test alone takes noise-only frames for speech; the
+    floor test keeps them out, and on clean audio it changes nothing."""
+    from trainer.augment import apply
+
+    fs = get_feature_set("speech-stats-v2")
+    assert isinstance(fs, SpeechStats)
+    rate, hop = 16_000, fs.config.spectral.hop_length
+    silence = np.zeros(rate, dtype=np.float32)
+    y = np.concatenate(
+        [silence, tone(freq=180.0, noise=0.0), silence, tone(freq=240.0, noise=0.0), silence]
     )
-    assert v2.dim == v1.dim + 4
+    # Frames whose centres lie well inside a tone, and well inside a pause (20 ms margins).
+    centres = np.arange(1 + y.shape[0] // hop) * hop
+    in_tone = ((centres % (2 * rate)) >= rate + 320) & ((centres % (2 * rate)) < 2 * rate - 320)
+    in_pause = ((centres % (2 * rate)) >= 320) & ((centres % (2 * rate)) < rate - 320)
 
+    def energy(samples: np.ndarray) -> np.ndarray:
+        total = cumulative_block_power(fs.frontend.power(samples))[:, -1]
+        return energy_db(total, amin=fs.config.spectral.db_amin)
 
-def test_pitch_band_cut_in_the_spectrum_matches_resampling() -> None:
-    """Dropping the FFT bins above 4 kHz is a brick-wall version of resampling to 8 kHz:
-    every pitch statistic of a voiced glide agrees within 0.01 octave, and the rest of the
-    vector is the same."""
-    v2, spectral = get_feature_set("speech-stats-v2"), _band_limited_in_spectrum()
-    y, _ = _glide()
-    a, b = v2.extract(y), spectral.extract(y)
-    pitch = [i for i, n in enumerate(v2.names()) if n.startswith(("f0", "df0"))]
-    np.testing.assert_allclose(b[pitch], a[pitch], atol=0.01)
-    rest = [i for i, n in enumerate(v2.names()) if n.startswith(("mfcc", "dmfcc", "energy"))]
-    np.testing.assert_array_equal(b[rest], a[rest])
-    assert "pitch_from_spectrum" not in v2.to_dict()
-    assert spectral.to_dict()["pitch_from_spectrum"] is True
-
-
-def test_version_one_keeps_its_recorded_config() -> None:
-    """Fields added in version 2 stay out of version 1's contract: v1 models still load."""
-    v1 = get_feature_set("speech-stats-v1").to_dict()
-    v2 = get_feature_set("speech-stats-v2").to_dict()
-    added = {"pitch_rate", "pitch_hop", "flatness_on", "voice_quality", "floor_margin_db"}
-    assert added.isdisjoint(v1) and added <= set(v2)
-    assert v2["pitch_rate"] == 8000 and v2["version"] == 2
+    noisy = energy(apply(y, "white@10", sample_rate=rate, seed=1))
+    loudest_only = noisy > noisy.max() - fs.config.silence_db
+    gated = fs.speech_frames(noisy)
+    assert loudest_only[in_pause].mean() > 0.9  # why the floor test exists
+    assert gated[in_pause].mean() < 0.05
+    assert gated[in_tone].mean() > 0.95
+    # Clean: the floor (digital silence) is far below the loudest-frame threshold.
+    clean = energy(y)
+    np.testing.assert_array_equal(fs.speech_frames(clean), clean > clean.max() - 40.0)
 
 
 @pytest.mark.parametrize(
@@ -223,8 +367,6 @@ def test_version_one_keeps_its_recorded_config() -> None:
     [(16_123, 400, 160), (48_000, 2048, 512), (7_777, 401, 160), (300, 400, 160), (999, 64, 48)],
 )
 def test_zero_crossing_rate_counts_like_a_frame_matrix(n: int, win: int, hop: int) -> None:
-    from service.features import _zero_crossing_rate
-
     y = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     y[n // 3 : n // 2] = 0.0  # a silent stretch: no sign changes there
     n_frames = 1 + y.shape[0] // hop
@@ -232,101 +374,36 @@ def test_zero_crossing_rate_counts_like_a_frame_matrix(n: int, win: int, hop: in
     frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:n_frames]
     signs = np.signbit(frames)
     expected = (signs[:, 1:] != signs[:, :-1]).mean(axis=1)
-    ours = _zero_crossing_rate(y, frame_length=win, hop_length=hop, n_frames=n_frames)
+    ours = zero_crossing_rate(y, frame_length=win, hop_length=hop, n_frames=n_frames)
     np.testing.assert_allclose(ours, expected, rtol=1e-12)
 
 
 def test_mean_and_std_helpers_match_numpy() -> None:
-    from service.features import _column_mean_std, _mean_std
-
     rng = np.random.default_rng(5)
     for x in (rng.normal(3.0, 2.0, 101), np.array([7.5]), rng.random(40).astype(np.float32)):
-        mean, std = _mean_std(x)
+        mean, std = mean_std(x)
         assert mean == pytest.approx(float(np.mean(x, dtype=np.float64)), rel=1e-12)
         assert std == pytest.approx(float(np.std(x, dtype=np.float64)), rel=1e-12, abs=1e-15)
     matrix = rng.normal(-300.0, 50.0, (250, 70))  # MFCC 0-like: large mean, modest spread
-    means, stds = _column_mean_std(matrix)
+    means, stds = column_mean_std(matrix)
     np.testing.assert_allclose(means, matrix.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(stds, matrix.std(axis=0), rtol=1e-10)
 
 
 def test_percentiles_and_slope_match_numpy() -> None:
-    from service.features import _percentiles, _slope
-
     rng = np.random.default_rng(1)
     for n in (1, 2, 7, 300):
         x = rng.standard_normal(n)
         np.testing.assert_allclose(
-            _percentiles(x, (10, 50, 90)), np.percentile(x, [10, 50, 90]), rtol=1e-12
+            percentiles(x, (10, 50, 90)), np.percentile(x, [10, 50, 90]), rtol=1e-12
         )
     t = np.arange(50) * 0.02
     v = 0.3 * t + 0.01 * rng.standard_normal(50)
-    assert _slope(t, v) == pytest.approx(np.polyfit(t, v, 1)[0], rel=1e-9)
-    assert _slope(np.ones(5), v[:5]) == 0.0
-
-
-def test_feature_config_is_validated() -> None:
-    from service.features import SpectralConfig, SpeechStats, SpeechStatsConfig
-
-    base = {"name": "x", "version": 2, "spectral": SpectralConfig(hop_length=160)}
-    with pytest.raises(FeatureError, match="flatness_on"):
-        SpeechStats(SpeechStatsConfig(**base, flatness_on="bark"))
-    with pytest.raises(FeatureError, match="pitch_hop"):
-        SpeechStats(SpeechStatsConfig(**base, pitch_hop=250))
-    with pytest.raises(FeatureError, match="pitch_rate"):
-        SpeechStats(SpeechStatsConfig(**base, pitch_rate=7000))
-
-
-def test_noise_floor_gate_keeps_noise_only_frames_out() -> None:
-    """In steady noise, v2's floor test pools speech frames, not the noise between them."""
-    import dataclasses
-
-    from service.features import SpeechStats
-    from trainer.augment import apply
-
-    gated = get_feature_set("speech-stats-v2")
-    ungated = SpeechStats(dataclasses.replace(gated.config, floor_margin_db=None))
-    silence = np.zeros(16_000, dtype=np.float32)
-    y = np.concatenate(
-        [silence, tone(freq=180.0, noise=0.0), silence, tone(freq=240.0, noise=0.0), silence]
-    )
-    noisy = apply(y, "white@10", sample_rate=16_000, seed=1)
-    names = gated.names()
-    for name in ("centroid_mean", "zcr_mean", "voiced_fraction", "energy_mean"):
-        i = names.index(name)
-        drift_gated = abs(gated.extract(noisy)[i] - gated.extract(y)[i])
-        drift_ungated = abs(ungated.extract(noisy)[i] - ungated.extract(y)[i])
-        assert drift_gated < 0.3 * drift_ungated, name
-    # On clean audio the floor is far below the loudest-frame test: nothing changes.
-    np.testing.assert_array_equal(gated.extract(y), ungated.extract(y))
-
-
-def test_floor_gate_can_be_limited_to_noisy_clips() -> None:
-    """With ``floor_gate_below_db``, a clip far above its floor is pooled as without the
-    floor test, and a noisy one as with it."""
-    import dataclasses
-
-    from trainer.augment import apply
-
-    gated = get_feature_set("speech-stats-v2")
-    config = dataclasses.replace(gated.config, version=3)
-    ungated = SpeechStats(dataclasses.replace(config, floor_margin_db=None))
-    selective = SpeechStats(dataclasses.replace(config, floor_gate_below_db=30.0))
-    silence = np.zeros(16_000, dtype=np.float32)
-    # A note fading out over 40 dB: its tail frames sit between the two thresholds.
-    note = tone(freq=180.0, noise=0.0) * np.geomspace(1.0, 0.01, 16_000).astype(np.float32)
-    speech = np.concatenate([silence, note, silence])
-    # 25 dB SNR leaves the loudest frame ~39 dB above the floor: the always-on floor test
-    # drops the faint tail, the selective one (30 dB) does not; at 10 dB both apply it.
-    for snr, like in ((25, ungated), (10, gated)):
-        y = apply(speech, f"white@{snr}", sample_rate=16_000, seed=1)
-        assert not np.array_equal(gated.extract(y), ungated.extract(y))
-        np.testing.assert_array_equal(selective.extract(y), like.extract(y))
+    assert slope(t, v) == pytest.approx(np.polyfit(t, v, 1)[0], rel=1e-9)
+    assert slope(np.ones(5), v[:5]) == 0.0
 
 
 def test_rolloff_bins_match_a_running_sum() -> None:
-    from service.features import _block_sums, _rolloff_bins
-
     rng = np.random.default_rng(2)
     for n_bins in (257, 1025, 16, 17, 5):
         # Peaky spectra (high powers of uniform noise), a flat one and silent frames.
@@ -336,35 +413,33 @@ def test_rolloff_bins_match_a_running_sum() -> None:
         for fraction in (0.85, 0.5, 0.99):
             running = np.cumsum(power, axis=1)
             expected = np.argmax(running >= fraction * running[:, -1:], axis=1)
-            np.testing.assert_array_equal(_rolloff_bins(power, fraction=fraction), expected)
+            np.testing.assert_array_equal(rolloff_bins(power, fraction=fraction), expected)
             # Block sums the caller already has give the same bins.
-            block_sums = _block_sums(power)
+            block_sums = cumulative_block_power(power)
             np.testing.assert_allclose(block_sums[:, -1], power.sum(axis=1), rtol=1e-5)
-            given = _rolloff_bins(power, fraction=fraction, block_sums=block_sums)
+            given = rolloff_bins(power, fraction=fraction, block_sums=block_sums)
             np.testing.assert_array_equal(given, expected)
 
 
 def test_framing_padding_and_deltas_equal_their_numpy_definitions() -> None:
-    from service.features import _delta, _frames, _zero_padded
-
     rng = np.random.default_rng(3)
     y = rng.standard_normal(1234).astype(np.float32)
     for length, hop in ((512, 160), (400, 160), (320, 160), (1234, 7)):
         expected = np.lib.stride_tricks.sliding_window_view(y, length)[::hop]
-        np.testing.assert_array_equal(_frames(y, length=length, hop=hop), expected)
-    np.testing.assert_array_equal(_zero_padded(y, 256), np.pad(y, 256))
+        np.testing.assert_array_equal(frame_view(y, length=length, hop=hop), expected)
+    np.testing.assert_array_equal(zero_padded(y, 256), np.pad(y, 256))
     frames = rng.standard_normal((40, 3)).astype(np.float32)
     padded = np.pad(frames, ((2, 2), (0, 0)), mode="edge")
     expected = sum(k * (padded[2 + k : 42 + k] - padded[2 - k : 42 - k]) for k in (1, 2)) / 10
-    np.testing.assert_allclose(_delta(frames, width=5), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(delta(frames, width=5), expected, rtol=1e-6, atol=1e-6)
     # Width 7 runs the k > 2 terms too; width 1 has no neighbours and so no movement.
     padded = np.pad(frames, ((3, 3), (0, 0)), mode="edge")
     expected = sum(k * (padded[3 + k : 43 + k] - padded[3 - k : 43 - k]) for k in (1, 2, 3)) / 28
-    np.testing.assert_allclose(_delta(frames, width=7), expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(_delta(frames, width=1), np.zeros_like(frames))
+    np.testing.assert_allclose(delta(frames, width=7), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(delta(frames, width=1), np.zeros_like(frames))
 
 
-@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+@pytest.mark.parametrize("name", SHIPPED_FEATURE_SETS)
 def test_sparse_mel_product_equals_the_dense_one(name: str) -> None:
     """The mel filters are applied as a sparse matrix; the values are the dense product's
     within float32 round-off, silent frames (all zeros) included."""
@@ -379,7 +454,7 @@ def test_sparse_mel_product_equals_the_dense_one(name: str) -> None:
     assert not sparse[5].any()
 
 
-@pytest.mark.parametrize("name", sorted(FEATURE_SETS))
+@pytest.mark.parametrize("name", SHIPPED_FEATURE_SETS)
 def test_clips_shorter_than_the_smoothing_window_still_give_features(name: str) -> None:
     """Fewer than five frames (under 40 ms): once a broadcasting error, now a vector."""
     fs = get_feature_set(name)

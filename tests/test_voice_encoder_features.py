@@ -1,5 +1,6 @@
-"""The ``speech-stats-v2+ge2e`` feature set: the statistics, then a pretrained speaker encoder
-shipped in ``service/encoders`` (the features of the opt-in ``models/ser-accurate.onnx``)."""
+"""The ``speech-stats-v2+ge2e-int8`` feature set: the statistics, then a pretrained speaker
+encoder shipped in ``service/encoders`` (the features of the opt-in
+``models/ser-accurate.onnx``)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service import features
-from service.app import create_app
+from service.api import create_app
 from service.contract import EMOTIONS
 from service.features import (
+    ENCODER_DIR,
     FEATURE_SETS,
     PACKED_SUFFIX,
     FeatureError,
@@ -28,13 +29,13 @@ from service.features import (
     read_encoder,
     unpack_encoder,
 )
+from service.features import encoder as encoder_module
 from service.model import ModelContractError, load_model
 from service.settings import Settings
 from tests.helpers import encode, make_onnx_model, tone
 
-ENCODER_SET = "speech-stats-v2+ge2e"
-#: The accurate model's: the same encoder with its last two LSTM layers in int8.
-INT8_SET = "speech-stats-v2+ge2e-int8"
+#: The accurate model's: Resemblyzer's encoder with its last two LSTM layers in int8.
+ENCODER_SET = "speech-stats-v2+ge2e-int8"
 
 
 def _voice(freq: float = 180.0, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
@@ -73,9 +74,11 @@ def test_quiet_clips_are_raised_to_the_target_level_and_loud_ones_are_kept() -> 
     )
     # Never lowered: a loud clip and the same clip at -30 dBFS reach the LSTM differently.
     assert not np.allclose(encoder.mel_power(y), encoder.mel_power(at_target), rtol=0.1)
-    np.testing.assert_allclose(
-        encoder.extract(quiet), encoder.extract(at_target), rtol=1e-3, atol=1e-4
-    )
+    # The int8 layers quantise their inputs with a scale taken per call, so mel frames equal
+    # within 1e-3 give outputs within ~4e-3 (measured); the loud clip's differ by 0.2-0.6.
+    raised = encoder.extract(at_target)
+    np.testing.assert_allclose(encoder.extract(quiet), raised, rtol=0, atol=1e-2)
+    assert np.abs(encoder.extract(y) - raised).max() > 0.1
 
 
 def test_only_the_quiet_edges_are_trimmed_before_the_encoder() -> None:
@@ -117,10 +120,12 @@ def test_statistics_come_first_then_the_encoder_parts_in_order() -> None:
     assert not np.allclose(mean, other[256:512])
 
 
-@pytest.mark.parametrize("feature_set", [ENCODER_SET, INT8_SET])
-def test_the_configuration_records_the_shipped_encoder_file(feature_set: str) -> None:
-    config = get_feature_set(feature_set).to_dict()
-    shipped = features.ENCODER_DIR / config["encoder"]["file"]
+def test_the_configuration_records_the_shipped_encoder_file() -> None:
+    config = get_feature_set(ENCODER_SET).to_dict()
+    # The default configuration is the shipped encoder, not a file that is not there.
+    assert config["encoder"] == VoiceEncoderConfig().to_dict()
+    assert "int8" in config["encoder"]["source"]
+    shipped = ENCODER_DIR / config["encoder"]["file"]
     # Stored packed (lossless): the bytes it unpacks to are the ones the hash names.
     assert not shipped.exists() and shipped.with_name(shipped.name + PACKED_SUFFIX).exists()
     data = read_encoder(shipped)
@@ -130,32 +135,21 @@ def test_the_configuration_records_the_shipped_encoder_file(feature_set: str) ->
     assert config["encoder"]["parts"] == ["embedding", "mean", "std"]
 
 
-def test_the_int8_encoder_is_remade_byte_for_byte_from_the_float_one() -> None:
-    from bench.export_voice_encoder import quantize
-
-    float_file = features.ENCODER_DIR / VoiceEncoderConfig().file
-    int8_file = features.ENCODER_DIR / get_feature_set(INT8_SET).to_dict()["encoder"]["file"]
-    assert quantize(read_encoder(float_file)) == read_encoder(int8_file)
-
-
-def test_the_int8_encoder_follows_the_float_one() -> None:
-    """Only the last two layers are quantised, so each output part stays close to the float
-    encoder's (all three quantised, the parts correlate at 0.35-0.68 on corpus clips)."""
-    exact, approximate = (get_feature_set(name) for name in (ENCODER_SET, INT8_SET))
-    assert isinstance(exact, StatsWithEncoder) and isinstance(approximate, StatsWithEncoder)
-    for seed, freq in enumerate((150.0, 240.0)):
-        y = _voice(freq=freq, seed=seed)
-        want, got = exact.encoder.extract(y), approximate.encoder.extract(y)
-        assert not np.array_equal(want, got)  # it is another network
-        for part in np.split(np.arange(want.shape[0]), 3):
-            assert np.corrcoef(want[part], got[part])[0, 1] > 0.99
-        np.testing.assert_array_equal(
-            exact.statistics.extract(y), approximate.statistics.extract(y)
-        )
+def test_only_the_encoders_a_registered_set_runs_ship() -> None:
+    """service/encoders holds the packed files the registry's sets run and their licence:
+    an encoder no served model uses is weight in every install, not a feature."""
+    used = {
+        fs.config.encoder.file + PACKED_SUFFIX
+        for fs in FEATURE_SETS.values()
+        if isinstance(fs, StatsWithEncoder)
+    }
+    assert used == {"resemblyzer-ge2e-int8.onnx" + PACKED_SUFFIX}
+    shipped = {path.name for path in ENCODER_DIR.iterdir()}
+    assert shipped == used | {"LICENSE-resemblyzer"}
 
 
 def test_a_missing_or_different_encoder_file_is_refused(tmp_path: Path) -> None:
-    shipped = features.ENCODER_DIR / VoiceEncoderConfig().file
+    shipped = ENCODER_DIR / VoiceEncoderConfig().file
     tampered = tmp_path / "tampered.onnx"
     data = bytearray(read_encoder(shipped))
     data[-1] ^= 0xFF
@@ -206,11 +200,13 @@ def test_a_model_is_refused_at_load_when_the_service_holds_another_encoder(
     model_path = make_onnx_model(tmp_path / "accurate.onnx", feature_set=ENCODER_SET)
     swapped = tmp_path / "encoders"
     swapped.mkdir()
-    original = read_encoder(features.ENCODER_DIR / VoiceEncoderConfig().file)
+    original = read_encoder(ENCODER_DIR / VoiceEncoderConfig().file)
     (swapped / VoiceEncoderConfig().file).write_bytes(original + b"\0")
-    monkeypatch.setattr(features, "ENCODER_DIR", swapped)
-    # A fresh feature set: the registered one may already hold a session from other tests.
-    fresh = StatsWithEncoder(get_feature_set(ENCODER_SET).config)  # type: ignore[arg-type]
-    monkeypatch.setitem(FEATURE_SETS, ENCODER_SET, fresh)
+    monkeypatch.setattr(encoder_module, "ENCODER_DIR", swapped)
+    # The registered set may already hold a session from other tests: drop it (restored after
+    # the test), so that loading the model opens the encoder file again.
+    registered = get_feature_set(ENCODER_SET)
+    assert isinstance(registered, StatsWithEncoder)
+    monkeypatch.setattr(registered.encoder, "_session", None)
     with pytest.raises(ModelContractError, match="SHA-256"):
         load_model(model_path)
