@@ -12,7 +12,13 @@ import numpy as np
 import onnxruntime as ort
 
 from service import contract
-from service.features import FeatureError, FeatureSet, config_fingerprint, get_feature_set
+from service.features import (
+    RETIRED_FEATURE_SETS,
+    FeatureError,
+    FeatureSet,
+    config_fingerprint,
+    get_feature_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +116,13 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     Raises
     ------
     ModelContractError
-        If the file is missing or unreadable, lacks contract metadata, names an unknown
-        feature set, records a feature configuration different from this service's, uses
-        labels outside :data:`service.contract.EMOTIONS`, has input/output shapes that
-        disagree with its feature set and labels, or needs a pretrained encoder whose file is
-        missing or not the one its features were defined on.
+        If the file is missing or unreadable, lacks contract metadata, names an unknown or
+        retired feature set (:data:`service.features.RETIRED_FEATURE_SETS`; the message says
+        how to proceed), records a feature configuration different from this service's, uses
+        labels outside :data:`service.contract.EMOTIONS`, has other than one input and one
+        output, has input/output shapes that disagree with its feature set and labels, or
+        needs a pretrained encoder whose file is missing or not the one its features were
+        defined on.
     """
     path = Path(path)
     if not path.is_file():
@@ -150,7 +158,13 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     try:
         feature_set = get_feature_set(meta[contract.KEY_FEATURE_SET])
     except FeatureError as exc:
-        raise ModelContractError(f"{path}: {exc}") from exc
+        advice = (
+            "; retrain the model on a current feature set with ser-train (ser-train --recipe "
+            "default, or accurate), or serve it with an older release of the service (0.1.x)"
+            if meta[contract.KEY_FEATURE_SET] in RETIRED_FEATURE_SETS
+            else ""
+        )
+        raise ModelContractError(f"{path}: {exc}{advice}") from exc
     if config_fingerprint(recorded_config) != config_fingerprint(feature_set.to_dict()):
         raise ModelContractError(
             f"{path} was trained with feature set {feature_set.name!r} configured as "
@@ -164,8 +178,11 @@ def load_model(path: str | Path, *, threads: int = 1) -> EmotionModel:
     except FeatureError as exc:
         raise ModelContractError(f"{path}: {exc}") from exc
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelContractError(f"{path} must have one input and one output")
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelContractError(
+            f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "it must have one input (features) and one output (probabilities)"
+        )
     in_shape, out_shape = inputs[0].shape, outputs[0].shape
     if len(in_shape) != 2 or in_shape[1] != feature_set.dim:
         raise ModelContractError(
