@@ -26,6 +26,7 @@ from service.inference import classify_clip, clip_answer
 from service.model import EmotionModel, ModelContractError, load_model
 from service.settings import BUNDLED_MODEL
 from service.timeline import classify_with_timeline
+from service.timeline_plot import PlotUnavailableError, plot_timeline, require_matplotlib
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
 
@@ -119,6 +120,29 @@ class Writer:
         self.csv.writerow(row)
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _check_plot_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (exit status 2) for a ``--plot`` that cannot mean one picture."""
+    if not args.timeline:
+        parser.error("--plot draws the timeline: add --timeline")
+    if len(args.paths) != 1 or Path(args.paths[0]).is_dir():
+        parser.error(
+            "--plot draws one recording: give exactly one audio file, not several or a folder"
+        )
+    if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+        parser.error(f"--plot {args.plot}: the picture's name ends in {', '.join(PLOT_SUFFIXES)}")
+
+
+def _plot(record: dict[str, Any], out: str, labels: Sequence[str]) -> None:
+    if "timeline" not in record:  # the file could not be classified: its error is written
+        print(f"ser-predict: no plot drawn: {record.get('detail')}", file=sys.stderr)
+        return
+    plot_timeline(record["timeline"], out, labels=labels, title=Path(record["path"]).name)
+    print(f"ser-predict: timeline drawn in {out}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ser-predict",
@@ -136,8 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeline", action="store_true", help="add speech segments with their emotions"
     )
+    parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="with --timeline and one file: draw its timeline (.png, .svg or .pdf; "
+        "needs matplotlib: pip install 'ser[plot]')",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.plot:
+        _check_plot_args(parser, args)
+        try:
+            require_matplotlib()  # before any work, not after it
+        except PlotUnavailableError as exc:
+            print(f"ser-predict: {exc}", file=sys.stderr)
+            return 2
     try:
         model = load_model(args.model)
     except ModelContractError as exc:
@@ -174,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if out is not sys.stdout:
             out.close()
     print(f"ser-predict: {len(files) - failures} classified, {failures} failed", file=sys.stderr)
+    if args.plot:
+        _plot(record, args.plot, model.labels)  # the one file's record (_check_plot_args)
     return 0 if failures < len(files) else 1
 
 

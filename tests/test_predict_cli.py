@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from service.predict_cli import find_audio, main
@@ -89,7 +90,8 @@ def test_csv_output(folder, tiny_model, tmp_path) -> None:
 def test_cli_runs_as_a_program_without_tensorflow(folder, tiny_model) -> None:
     code = (
         "import sys; from service.predict_cli import main; rc = main(sys.argv[1:]); "
-        "assert 'tensorflow' not in sys.modules and 'trainer' not in sys.modules; sys.exit(rc)"
+        "assert 'tensorflow' not in sys.modules and 'trainer' not in sys.modules; "
+        "assert 'matplotlib' not in sys.modules; sys.exit(rc)"
     )
     done = subprocess.run(
         [
@@ -132,3 +134,77 @@ def test_timeline_option_gives_the_speech_segments(tiny_model, tmp_path, workers
     assert all(s["label"] in s["probabilities"] for s in segments)
     # A steady tone has no quieter stretch to be louder than: the VAD finds no speech in it.
     assert timelines["short.wav"]["summary"]["duration_s"] == pytest.approx(1.0, abs=0.01)
+
+
+def speech_with_pauses(rate: int = 16_000) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """14 s of faint noise with three voiced bursts at known times: shape ``(n,)``, float32."""
+    rng = np.random.default_rng(1)
+    y = (0.001 * rng.standard_normal(14 * rate)).astype(np.float32)
+    spans = [(0.5, 2.5), (4.0, 7.0), (9.0, 12.5)]
+    for i, (start, end) in enumerate(spans):
+        burst = tone(freq=140.0 + 90 * i, seconds=end - start, seed=i)
+        y[int(start * rate) : int(start * rate) + burst.size] += burst
+    return y, spans
+
+
+def _pixels_of(image: np.ndarray, hex_colour: str) -> int:
+    rgb = (image[..., :3] * 255).round().astype(int)
+    want = [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return int(np.all(rgb == want, axis=-1).sum())
+
+
+def test_plot_draws_the_timeline(tiny_model, tmp_path, capsys) -> None:
+    import matplotlib.image  # the dev install has it (the trainer extra)
+
+    from service.timeline_plot import SILENCE_COLOUR, emotion_colour
+
+    y, spans = speech_with_pauses()
+    clip, png, out = tmp_path / "call.wav", tmp_path / "call.png", tmp_path / "out.jsonl"
+    clip.write_bytes(encode(y))
+    args = [str(clip), "--model", str(tiny_model), "--timeline", "--plot", str(png)]
+    assert main([*args, "--output", str(out), "--no-progress"]) == 0
+    assert f"timeline drawn in {png}" in capsys.readouterr().err
+    segments = json.loads(out.read_text())["timeline"]["segments"]
+    assert len(segments) == len(spans)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    image = matplotlib.image.imread(str(png))
+    height, width = image.shape[:2]
+    assert 800 <= width <= 2000 and 300 <= height <= 1200
+    # The strip's fills are the table's exact colours: each segment's emotion, and silence.
+    for label in {s["label"] for s in segments}:
+        assert _pixels_of(image, emotion_colour(label)) > 2_000, label
+    assert _pixels_of(image, SILENCE_COLOUR) > 2_000
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["ONE", "--plot", "x.png"], "add --timeline"),
+        (["ONE", "TWO", "--timeline", "--plot", "x.png"], "exactly one audio file"),
+        (["FOLDER", "--timeline", "--plot", "x.png"], "exactly one audio file"),
+        (["ONE", "--timeline", "--plot", "x.txt"], "ends in .png"),
+    ],
+)
+def test_plot_usage_errors(
+    folder, tiny_model, tmp_path, capsys, monkeypatch, extra, message
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths = {"ONE": str(folder / "one.wav"), "TWO": str(folder / "b" / "two.flac")}
+    argv = [paths.get(a, str(folder) if a == "FOLDER" else a) for a in extra]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--model", str(tiny_model), "--no-progress"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ser-predict") and message in err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_plot_without_matplotlib_says_what_to_install(
+    folder, tiny_model, tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    png = tmp_path / "x.png"
+    args = [str(folder / "one.wav"), "--timeline", "--plot", str(png)]
+    assert main([*args, "--model", str(tiny_model), "--no-progress"]) == 2
+    assert "pip install 'ser[plot]'" in capsys.readouterr().err
+    assert not png.exists()
