@@ -31,7 +31,7 @@ COPY models/ser-default.onnx models/ser-default.card.md \
 # encoder), and compiles the bytecode that start-up would otherwise have to
 # (PYTHONDONTWRITEBYTECODE=0 for this step).
 RUN PYTHONDONTWRITEBYTECODE=0 python -c "from service.model import load_model; \
-from service.app import _warm_up; [_warm_up(load_model(f'/app/models/{name}.onnx')) \
+from service.api.app import _warm_up; [_warm_up(load_model(f'/app/models/{name}.onnx')) \
 for name in ('ser-default', 'ser-accurate')]" \
  && python -m compileall -q /opt/venv/lib \
  && chmod -R a+rX /app

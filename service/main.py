@@ -1,7 +1,7 @@
 """ASGI entry point for uvicorn workers: ``uvicorn service.main:app``."""
 
 from service.allocator import tune_allocator
-from service.app import create_app
+from service.api import create_app
 
 # Before the first request allocates anything (see service.allocator).
 tune_allocator()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     ort_threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads.")
     warmup: bool = Field(default=True, description="Run one inference before reporting ready.")
     max_batch_files: int = Field(default=16, ge=1, description="Files per /predict/batch request.")
+    stream_config_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a /v1/stream client has to send its config."
+    )
     api_keys: str = Field(default="", description="Comma-separated API keys; empty = auth off.")
     api_keys_file: Path | None = Field(
         default=None, description="File of SHA-256 hex digests of API keys, one per line."

@@ -1,7 +1,7 @@
-"""Long recordings: find speech with an energy VAD, classify it in windows, summarise.
+"""Long recordings: find speech with the energy VAD, classify it in windows, summarise.
 
-Segments are runs of frames whose energy is well above the recording's noise floor; short
-gaps are bridged and blips dropped. A segment longer than ``window_s`` is classified in
+Segments come from :mod:`service.vad` (runs of frames well above the recording's noise floor;
+short gaps bridged, blips dropped). A segment longer than ``window_s`` is classified in
 consecutive windows whose probabilities are averaged, weighted by duration.
 
 Everything here reads audio as blocks, so a recording never has to be whole in memory. The
@@ -25,6 +25,7 @@ import numpy as np
 from service.audio import BLOCK_S, Source, open_audio_blocks
 from service.inference import ClipResult, prediction_fields
 from service.model import EmotionModel
+from service.vad import DEFAULT_VAD, VadConfig, frame_energies, frame_length, segments_from_energy
 
 #: A fresh iterable of mono float32 blocks of shape ``(m,)`` at the model's rate, per pass.
 BlockSource = Callable[[], Iterable[np.ndarray]]
@@ -32,108 +33,6 @@ BlockSource = Callable[[], Iterable[np.ndarray]]
 WINDOW_S = 3.0
 #: A last window shorter than this joins the one before it rather than being classified alone.
 MIN_WINDOW_S = 0.5
-
-
-@dataclass(frozen=True)
-class VadConfig:
-    frame_s: float = 0.03
-    # A frame is speech when it is this far above the noise floor (10th percentile of frame
-    # energy) and no further than `max_below_peak_db` below the loudest frame.
-    above_floor_db: float = 12.0
-    max_below_peak_db: float = 45.0
-    bridge_gap_s: float = 0.3
-    min_segment_s: float = 0.3
-    pad_s: float = 0.1
-
-
-def frame_energies(blocks: Iterable[np.ndarray], *, frame: int) -> tuple[np.ndarray, int]:
-    """Energy of every whole frame of ``frame`` samples across ``blocks``.
-
-    Parameters
-    ----------
-    blocks : iterable of numpy.ndarray
-        Consecutive mono blocks, each of shape ``(m,)``; frames may straddle blocks.
-    frame : int
-        Frame length in samples.
-
-    Returns
-    -------
-    energy : numpy.ndarray
-        Shape ``(n // frame,)``, float64, mean square in dB (a trailing partial frame is
-        left out).
-    n : int
-        Total number of samples.
-    """
-    parts: list[np.ndarray] = []
-    carry: np.ndarray | None = None
-    total = 0
-    for block in blocks:
-        total += block.shape[0]
-        data = block if carry is None else np.concatenate([carry, block])
-        whole = data.shape[0] // frame
-        if whole:
-            frames = data[: whole * frame].reshape(whole, frame).astype(np.float64)
-            parts.append(10 * np.log10(np.mean(frames**2, axis=1) + 1e-12))
-        # A copy, so that the block it came from can be freed.
-        carry = data[whole * frame :].copy()
-    energy = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
-    return energy, total
-
-
-def segments_from_energy(
-    energy: np.ndarray, n_samples: int, *, sample_rate: int, config: VadConfig = VadConfig()
-) -> list[tuple[int, int]]:
-    """Speech regions as ``(start, end)`` sample indices from frame energies.
-
-    Parameters
-    ----------
-    energy : numpy.ndarray
-        Shape ``(n_frames,)``: :func:`frame_energies` with ``config``'s frame length.
-    n_samples : int
-        Length of the recording in samples (segments are clipped to it).
-    sample_rate : int
-        Rate of the samples, in Hz.
-    config : VadConfig
-        Detector settings.
-
-    Returns
-    -------
-    list of (int, int)
-        Ordered, non-overlapping for the default settings; end exclusive.
-    """
-    if energy.shape[0] == 0:
-        return []
-    frame = _frame_length(config, sample_rate)
-    floor, peak = np.percentile(energy, 10), energy.max()
-    threshold = max(floor + config.above_floor_db, peak - config.max_below_peak_db)
-    if peak < -70:  # digital silence
-        return []
-    active = energy > threshold
-    runs: list[list[int]] = []
-    for i in np.flatnonzero(active).tolist():
-        if runs and (i - runs[-1][1]) * config.frame_s <= config.bridge_gap_s:
-            runs[-1][1] = i + 1
-        else:
-            runs.append([i, i + 1])
-    pad = int(config.pad_s * sample_rate)
-    out = []
-    for start, end in runs:
-        if (end - start) * config.frame_s < config.min_segment_s:
-            continue
-        out.append((max(0, start * frame - pad), min(n_samples, end * frame + pad)))
-    return out
-
-
-def speech_segments(
-    samples: np.ndarray, *, sample_rate: int, config: VadConfig = VadConfig()
-) -> list[tuple[int, int]]:
-    """Speech regions as ``(start, end)`` sample indices, for mono ``samples`` of shape ``(n,)``."""
-    energy, n = frame_energies([samples], frame=_frame_length(config, sample_rate))
-    return segments_from_energy(energy, n, sample_rate=sample_rate, config=config)
-
-
-def _frame_length(config: VadConfig, sample_rate: int) -> int:
-    return max(1, int(config.frame_s * sample_rate))
 
 
 def span_windows(start: int, end: int, *, window: int, min_window: int) -> list[tuple[int, int]]:
@@ -287,7 +186,7 @@ def _timeline(
 ) -> _Outcome:
     rate = model.feature_set.sample_rate
     with _each_pass(blocks) as first:
-        energy, n = frame_energies(first, frame=_frame_length(vad, rate))
+        energy, n = frame_energies(first, frame=frame_length(vad, rate))
     spans = segments_from_energy(energy, n, sample_rate=rate, config=vad)
     window, min_window = int(window_s * rate), int(MIN_WINDOW_S * rate)
     if spans:
@@ -331,7 +230,7 @@ def timeline(
     samples: np.ndarray,
     *,
     window_s: float = WINDOW_S,
-    vad: VadConfig = VadConfig(),
+    vad: VadConfig = DEFAULT_VAD,
 ) -> dict[str, Any]:
     """Segments with start, end, label and probabilities, and an overall summary.
 
@@ -361,7 +260,7 @@ def classify_with_timeline(
     max_duration_s: float | None = None,
     block_s: float = BLOCK_S,
     window_s: float = WINDOW_S,
-    vad: VadConfig = VadConfig(),
+    vad: VadConfig = DEFAULT_VAD,
 ) -> ClipResult:
     """Decode ``source`` block by block (twice) and classify it with a timeline.
 

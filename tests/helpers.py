@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnx
 import soundfile as sf
+import uvicorn
 from onnx import TensorProto, helper, numpy_helper
 
 from service import contract
@@ -132,3 +143,154 @@ def make_onnx_model(
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+# Test servers: bound to port 0 (no pick-a-port-then-bind race), every wait with a deadline.
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread, on a socket bound to a free port.
+
+    Parameters
+    ----------
+    app : ASGI application
+        Its lifespan runs; the server is up once it has completed.
+    timeout : float
+        Seconds allowed for start-up and for shutdown.
+
+    Yields
+    ------
+    str
+        The base URL, ``http://127.0.0.1:<port>``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server stopped during start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not start within {timeout:g} s")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
+        sock.close()
+        if thread.is_alive():
+            raise TimeoutError(f"the server did not stop within {timeout:g} s")
+
+
+_LISTENING = re.compile(r"Uvicorn running on https?://[^:\s]+:(\d+)")
+
+
+@dataclass
+class ServerProcess:
+    """A ``ser-serve`` process (``python -m service``) and what it printed so far."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    lines: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def pids(self) -> list[int]:
+        """The server's process and its worker processes, if any."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [self.proc.pid, *(int(pid) for pid in children.read_text().split())]
+
+    def rss_bytes(self) -> int:
+        """Current resident memory (``VmRSS``), summed over the process and its workers."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+
+@contextmanager
+def serve_process(
+    model: Path, *, workers: int = 1, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[ServerProcess]:
+    """Start ``python -m service --port 0``, read back the port it bound, wait until ready.
+
+    Its output is drained by a thread (so a chatty server never blocks on a full pipe) and
+    kept in :attr:`ServerProcess.lines`. The process is killed on exit if still running.
+
+    Parameters
+    ----------
+    model : Path
+        The ONNX model to serve (``SER_MODEL_PATH``).
+    workers : int
+        Uvicorn worker processes.
+    env : dict or None
+        More ``SER_*`` settings.
+    timeout : float
+        Seconds allowed to bind and to become ready.
+    """
+    full_env = {
+        **os.environ,
+        "SER_MODEL_PATH": str(model),
+        # INFO: uvicorn's "running on" line carries the port it bound.
+        "SER_LOG_LEVEL": "INFO",
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        # Port 0: the kernel picks a free port when uvicorn binds; it is read back below.
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0"]
+        + ["--workers", str(workers)],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    bound: list[int] = []
+    seen = threading.Event()
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            match = _LISTENING.search(line)
+            if match and not bound:
+                bound.append(int(match.group(1)))
+                seen.set()
+        seen.set()  # the process ended
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + timeout
+        if not seen.wait(timeout) or not bound:
+            raise RuntimeError("the server did not report its port:\n" + "\n".join(lines))
+        server = ServerProcess(proc, bound[0], lines)
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("the server exited:\n" + server.output())
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server was not ready within {timeout:g} s")
+            time.sleep(0.05)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=timeout)
+        reader.join(timeout=timeout)

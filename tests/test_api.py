@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api import create_app
+from service.api.schemas import PredictResponse
 from service.contract import EMOTIONS
-from service.schemas import PredictResponse
 from service.settings import Settings
 from tests.helpers import DEFAULT_METRICS, encode, tone
 
@@ -65,9 +65,9 @@ ERRORS = [
 
 @pytest.mark.parametrize(("case", "data", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 def test_predict_bad_input_gets_a_clear_4xx(
-    client: TestClient, case: str, data: bytes, status: int, code: str
+    any_model_client: TestClient, case: str, data: bytes, status: int, code: str
 ) -> None:
-    response = _post(client, data)
+    response = _post(any_model_client, data)
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == code
@@ -219,9 +219,9 @@ def test_raw_body_route_answers_like_the_multipart_one(client: TestClient) -> No
 
 @pytest.mark.parametrize(("case", "data", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 def test_raw_body_bad_input_gets_the_same_4xx(
-    client: TestClient, case: str, data: bytes, status: int, code: str
+    any_model_client: TestClient, case: str, data: bytes, status: int, code: str
 ) -> None:
-    response = _post_raw(client, data)
+    response = _post_raw(any_model_client, data)
     assert response.status_code == status, response.text
     assert response.json()["error"] == code
 
@@ -233,3 +233,49 @@ def test_raw_body_over_the_size_limit_is_413(client: TestClient) -> None:
     assert _post_raw(client, encode(tone(seconds=1.0))).status_code == 200
     counted = client.get("/metrics").json()["service"]["requests"]
     assert any(key.startswith("/predict/raw") for key in counted), counted
+
+
+def test_the_bundled_models_answer_in_the_documented_shape(any_model_client: TestClient) -> None:
+    response = _post(any_model_client, encode(tone(seconds=1.5)))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert PredictResponse.model_validate(body, strict=True).model_dump(exclude_none=True) == body
+    assert body["model"] == any_model_client.app.state.model.version
+
+
+def test_batch_items_are_answered_like_single_requests(client: TestClient) -> None:
+    good = encode(tone(freq=300.0, seconds=1.0), subtype="FLOAT")
+    cases = [("good.wav", good), *((case, data) for case, data, _, _ in ERRORS)]
+    response = client.post("/predict/batch", files=[("files", case) for case in cases])
+    assert response.status_code == 200
+    for (name, data), item in zip(cases, response.json()["results"], strict=True):
+        single = _post(client, data)
+        assert item["filename"] == name and item["status"] == single.status_code
+        expected = single.json()
+        if single.status_code == 200:
+            assert {k: item[k] for k in ("label", "probabilities", "duration_s", "model")} == {
+                k: expected[k] for k in ("label", "probabilities", "duration_s", "model")
+            }
+        else:
+            assert (item["error"], item["detail"]) == (expected["error"], expected["detail"])
+
+
+def test_every_route_is_counted_under_its_own_name(client: TestClient) -> None:
+    client.get("/healthz")
+    client.get("/v1/model")
+    client.get("/static/app.css")
+    client.get("/")
+    client.get("/no/such/route")
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text('{"sample_rate": 16000}')
+        ws.send_text('{"type": "end"}')
+        ws.receive_json()
+    requests = client.get("/metrics").json()["service"]["requests"]
+    assert requests == {
+        "/healthz": {"200": 1},
+        "/v1/model": {"200": 1},
+        "/static": {"200": 1},
+        "/": {"200": 1},
+        "other": {"404": 1},
+        "/v1/stream": {"1000": 1},
+    }

@@ -1,21 +1,25 @@
-"""Corrupt and hostile audio: never a 5xx, no temp files left behind, no memory growth."""
+"""Corrupt and hostile audio: never a 5xx, no temp files left behind, no memory growth.
+
+The edge cases and the fuzzing run against the tiny test model and both bundled models
+(``any_model_client``); the memory check runs a real ``ser-serve`` process.
+"""
 
 from __future__ import annotations
 
 import gc
-import os
-import resource
 import struct
 import tempfile
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import encode, tone
+from service.settings import BUNDLED_MODEL
+from tests.helpers import encode, serve_process, tone
 
 VALID = [
     encode(tone(seconds=0.5)),
@@ -93,8 +97,8 @@ def _temp_files() -> set[str]:
 
 
 @pytest.mark.parametrize("case", sorted(EDGE_CASES))
-def test_edge_cases_get_a_clear_answer(client: TestClient, case: str) -> None:
-    response = client.post("/predict", files={"file": ("x.wav", EDGE_CASES[case])})
+def test_edge_cases_get_a_clear_answer(any_model_client: TestClient, case: str) -> None:
+    response = any_model_client.post("/predict", files={"file": ("x.wav", EDGE_CASES[case])})
     assert response.status_code < 500, response.text
     assert "error" in response.json() or "label" in response.json()
     if case in ("eight_channels", "192khz", "8khz"):
@@ -105,27 +109,60 @@ def test_edge_cases_get_a_clear_answer(client: TestClient, case: str) -> None:
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=corrupt_audio())
-def test_corrupt_audio_never_causes_a_5xx(client: TestClient, data: bytes) -> None:
-    response = client.post("/predict", files={"file": ("fuzz.bin", data)})
+def test_corrupt_audio_never_causes_a_5xx(any_model_client: TestClient, data: bytes) -> None:
+    response = any_model_client.post("/predict", files={"file": ("fuzz.bin", data)})
     assert response.status_code < 500, response.text
     body = response.json()
     if response.status_code >= 400:
         assert body["error"] and body["detail"]
 
 
-def test_no_temp_files_left_and_no_memory_growth(client: TestClient) -> None:
+def test_no_temp_files_left(client: TestClient) -> None:
     big = encode(tone(seconds=4.0, rate=44_100), rate=44_100, subtype="PCM_16")  # spooled to disk
     payloads = [big, *EDGE_CASES.values(), *VALID]
-    for data in payloads:  # warm-up: allocator pools, caches
-        client.post("/predict", files={"file": ("x.wav", data)})
     gc.collect()
-    before_files = _temp_files()
-    before_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(20):
+    before = _temp_files()
+    for _ in range(3):
         for data in payloads:
             assert client.post("/predict", files={"file": ("x.wav", data)}).status_code < 500
     gc.collect()
-    assert _temp_files() - before_files == set()
-    growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss) / 1024
-    assert growth_mb < 50, f"peak RSS grew by {growth_mb:.0f} MB over {20 * len(payloads)} requests"
-    assert os.getpid()  # same process throughout
+    assert _temp_files() - before == set()
+
+
+#: Growth allowed between the two batches. Measured: 0.1 MB (139.0 -> 139.1 MB). A server made
+#: to keep each request's upload (46 KB on average in this mix) grew 7 MB a batch.
+LEVEL_MB = 5.0
+
+
+def test_a_serving_process_memory_stays_level() -> None:
+    # Good and bad inputs mixed, including the clips that take the longest paths.
+    payloads = [
+        encode(tone(seconds=3.0)),
+        *VALID,
+        *EDGE_CASES.values(),
+        b"not audio" * 100,
+    ]
+
+    def batch(http: httpx.Client, n: int = 150) -> int:
+        ok = 0
+        for i in range(n):
+            data = payloads[i % len(payloads)]
+            response = http.post("/predict", files={"file": ("x.wav", data)})
+            assert response.status_code < 500, response.text
+            ok += response.status_code == 200
+        return ok
+
+    with (
+        serve_process(BUNDLED_MODEL, workers=1) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        assert batch(http) > 0
+        after_first = server.rss_bytes()
+        assert batch(http) > 0
+        after_second = server.rss_bytes()
+    assert after_first > 50 * 2**20, "not the serving process's memory"
+    growth_mb = (after_second - after_first) / 2**20
+    assert growth_mb < LEVEL_MB, (
+        f"resident memory grew by {growth_mb:.1f} MB over 150 requests "
+        f"({after_first / 2**20:.0f} -> {after_second / 2**20:.0f} MB)"
+    )

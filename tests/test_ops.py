@@ -8,8 +8,8 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.auth import hash_key
+from service.api import create_app
+from service.api.auth import hash_key
 from service.logs import JsonFormatter
 from service.settings import Settings
 from tests.helpers import encode, tone

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from service.app import create_app
+from service.api import create_app
 from service.settings import Settings
 from tests.helpers import make_onnx_model
 

@@ -1,35 +1,49 @@
-"""WebSocket streaming: events per hop, segments, clean closes, a real client in real time."""
+"""WebSocket streaming: events per hop, segments as the timeline finds them, clean closes,
+limits, auth, stats, and a real client in real time."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from service.app import create_app
+from service.api import create_app
 from service.settings import Settings
-from tests.helpers import tone
+from tests.helpers import encode, serve_in_thread, tone
+
+RATE = 16_000
 
 
 def pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
 
 
+def quiet(seconds: float, rate: int, *, level: float = 0.0005, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (level * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+
+
 def speech_with_pause(rate: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    quiet = (0.0005 * rng.standard_normal(int(1.0 * rate))).astype(np.float32)
+    """5 s: 1 s of quiet (the stream learns its noise floor), 2 s of tone, 1 s of quiet, 1 s
+    of tone running to the end."""
     return np.concatenate(
-        [tone(seconds=2.0, rate=rate), quiet, tone(freq=300.0, seconds=2.0, rate=rate)]
+        [
+            quiet(1.0, rate, seed=1),
+            tone(seconds=2.0, rate=rate),
+            quiet(1.0, rate),
+            tone(freq=300.0, seconds=1.0, rate=rate),
+        ]
     )
+
+
+def config(**overrides: object) -> str:
+    return json.dumps({"sample_rate": RATE, "format": "pcm16", **overrides})
 
 
 def collect(ws) -> list[dict]:
@@ -41,18 +55,27 @@ def collect(ws) -> list[dict]:
             return events
 
 
-@pytest.mark.parametrize("rate", [16_000, 44_100])
-def test_stream_faster_than_real_time(client: TestClient, rate: int) -> None:
-    audio = speech_with_pause(rate)  # 5 s
+def stream_through(client: TestClient, audio: np.ndarray, *, rate: int = RATE, **options) -> list:
+    """Send ``audio`` in 100 ms messages as fast as possible; every event until ``end``."""
     with client.websocket_connect("/v1/stream") as ws:
-        ws.send_text(
-            json.dumps({"sample_rate": rate, "format": "pcm16", "window_s": 2.0, "hop_s": 0.5})
-        )
+        ws.send_text(json.dumps({"sample_rate": rate, "format": "pcm16", **options}))
         chunk = rate // 10
         for start in range(0, audio.size, chunk):
             ws.send_bytes(pcm16(audio[start : start + chunk]))
         ws.send_text(json.dumps({"type": "end"}))
-        events = collect(ws)
+        return collect(ws)
+
+
+def closed_with(ws) -> WebSocketDisconnect:
+    with pytest.raises(WebSocketDisconnect) as info:
+        ws.receive_json()
+    return info.value
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+def test_stream_faster_than_real_time(client: TestClient, rate: int) -> None:
+    audio = speech_with_pause(rate)  # 5 s
+    events = stream_through(client, audio, rate=rate, window_s=2.0, hop_s=0.5)
     emotions = [e for e in events if e["type"] == "emotion"]
     assert len(emotions) == 7  # windows ending at 2.0, 2.5, ..., 5.0 s
     # The resampler's latency shifts a 44.1 kHz stream by a few ms, never by a hop.
@@ -60,20 +83,52 @@ def test_stream_faster_than_real_time(client: TestClient, rate: int) -> None:
     for e in emotions:
         assert e["end"] - e["start"] == pytest.approx(2.0, abs=0.02)
         assert sum(e["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert e["label"] == max(e["probabilities"], key=e["probabilities"].get)
+        assert e["confidence"] == e["probabilities"][e["label"]]
     segments = [(e["event"], e["time"]) for e in events if e["type"] == "segment"]
-    assert [s[0] for s in segments] == ["start", "end", "start"]
-    assert segments[1][1] == pytest.approx(2.0, abs=0.2) and segments[2][1] == pytest.approx(
-        3.0, abs=0.2
-    )
+    assert [s[0] for s in segments] == ["start", "end", "start", "end"]
+    # The bursts, with the timeline's 0.1 s of padding; the last ends with the stream.
+    expected = [0.9, 3.1, 3.9, 5.0]
+    assert [s[1] for s in segments] == pytest.approx(expected, abs=0.05)
     assert events[-1] == {"type": "end", "duration_s": pytest.approx(5.0, abs=0.01)}
+
+
+def _recording() -> np.ndarray:
+    """20 s: noise, bursts of several loudnesses, a gap short enough to bridge, a blip too
+    short to keep, long pauses."""
+    rng = np.random.default_rng(7)
+    y = (0.003 * rng.standard_normal(20 * RATE)).astype(np.float32)
+    bursts = [(1.2, 3.0, 0.05), (3.2, 4.4, 0.2), (6.0, 6.15, 0.3), (8.0, 11.5, 0.1), (14, 19, 0.4)]
+    for i, (start, end, amplitude) in enumerate(bursts):
+        burst = tone(freq=140.0 + 40 * i, seconds=end - start, amplitude=amplitude, seed=i)
+        y[int(start * RATE) : int(start * RATE) + burst.size] += burst
+    return y
+
+
+def test_stream_segments_agree_with_the_timeline(client: TestClient) -> None:
+    y = _recording()
+    timeline = client.post("/predict?timeline=true", files={"file": ("r.wav", encode(y))})
+    assert timeline.status_code == 200, timeline.text
+    expected = [(s["start"], s["end"]) for s in timeline.json()["timeline"]["segments"]]
+    assert len(expected) == 3  # the bridged pair, the long burst, the last one; no blip
+    events = stream_through(client, y, window_s=2.0, hop_s=1.0)
+    boundaries = [(e["event"], e["time"]) for e in events if e["type"] == "segment"]
+    assert [b[0] for b in boundaries] == ["start", "end"] * len(expected)
+    starts, ends = boundaries[0::2], boundaries[1::2]
+    frame = 0.03
+    for (start, end), (_, got_start), (_, got_end) in zip(expected, starts, ends, strict=True):
+        assert got_start == pytest.approx(start, abs=3 * frame)
+        assert got_end == pytest.approx(end, abs=3 * frame)
 
 
 @pytest.mark.parametrize(
     ("first", "payload", "code"),
     [
         ("not json", None, 1007),
+        ("[1, 2]", None, 1007),
         (json.dumps({"sample_rate": 16_000, "format": "mp3"}), None, 1003),
         (json.dumps({"sample_rate": 500}), None, 1003),
+        (json.dumps({"sample_rate": 96_000}), None, 1003),
         (json.dumps({"sample_rate": 16_000}), b"\x01\x02\x03", 1007),
     ],
 )
@@ -84,50 +139,124 @@ def test_bad_input_closes_with_a_reason(
         ws.send_text(first)
         if payload is not None:
             ws.send_bytes(payload)
-        with pytest.raises(WebSocketDisconnect) as info:
-            ws.receive_json()
-    assert info.value.code == code and info.value.reason
+        closed = closed_with(ws)
+    assert closed.code == code and closed.reason
 
 
-def test_stream_respects_auth(settings: Settings) -> None:
-    secure = settings.model_copy(update={"api_keys": "k1"})
-    with TestClient(create_app(secure)) as client:
-        with (
-            client.websocket_connect("/v1/stream") as ws,
-            pytest.raises(WebSocketDisconnect) as info,
-        ):
-            ws.receive_json()
-        assert info.value.code == 1008
-        with client.websocket_connect("/v1/stream?api_key=k1") as ws:
-            ws.send_text(json.dumps({"sample_rate": 16_000}))
+@pytest.mark.parametrize(
+    ("window_s", "hop_s", "accepted"),
+    [
+        (0.5, 0.1, True),  # both at their lower bounds
+        (10.0, 10.0, True),  # both at their upper bounds
+        (0.49, 0.1, False),
+        (10.01, 1.0, False),
+        (1.0, 0.09, False),
+        (1.0, 1.01, False),  # a hop longer than the window
+    ],
+)
+def test_window_and_hop_bounds(
+    client: TestClient, window_s: float, hop_s: float, accepted: bool
+) -> None:
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(config(window_s=window_s, hop_s=hop_s))
+        if accepted:
+            ws.send_bytes(pcm16(tone(seconds=0.6)))
             ws.send_text(json.dumps({"type": "end"}))
-            assert ws.receive_json()["type"] == "end"
+            events = collect(ws)
+            assert len([e for e in events if e["type"] == "emotion"]) == (window_s <= 0.6)
+        else:
+            closed = closed_with(ws)
+            assert closed.code == 1007 and "window_s" in closed.reason
+
+
+@pytest.fixture
+def stream_client(settings: Settings, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """A client of an app with the settings overrides given by ``indirect`` parametrisation."""
+    overrides = getattr(request, "param", {})
+    app = create_app(settings.model_copy(update=overrides))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _stream_stats(client: TestClient, headers: dict[str, str] | None = None) -> dict:
+    service = client.get("/metrics", headers=headers or {}).json()["service"]
+    return {"requests": service["requests"].get("/v1/stream"), "errors": service["errors"]}
+
+
+@pytest.mark.parametrize("stream_client", [{"stream_config_timeout_s": 0.2}], indirect=True)
+def test_a_silent_client_is_closed_after_the_config_timeout(stream_client: TestClient) -> None:
+    with stream_client.websocket_connect("/v1/stream") as ws:
+        closed = closed_with(ws)
+    assert closed.code == 1008 and "0.2 s" in closed.reason
+    stats = _stream_stats(stream_client)
+    assert stats["requests"] == {"1008": 1}
+    assert stats["errors"] == {"stream_config_timeout": 1}
+
+
+@pytest.mark.parametrize("stream_client", [{"max_timeline_seconds": 1.0}], indirect=True)
+def test_a_stream_over_the_length_limit_is_closed(stream_client: TestClient) -> None:
+    with stream_client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(config(window_s=0.5))
+        ws.send_bytes(pcm16(tone(seconds=0.9)))
+        first = ws.receive_json()  # the first window fits
+        assert first["type"] == "emotion"
+        ws.send_bytes(pcm16(tone(seconds=0.2)))
+        closed = closed_with(ws)
+    assert closed.code == 1008 and "longer than 1 s" in closed.reason
+    assert _stream_stats(stream_client)["errors"] == {"stream_too_long": 1}
+
+
+@pytest.mark.parametrize("stream_client", [{"api_keys": "k1,k2"}], indirect=True)
+def test_stream_respects_auth(stream_client: TestClient) -> None:
+    def opens(url: str = "/v1/stream", headers: dict[str, str] | None = None) -> bool:
+        with stream_client.websocket_connect(url, headers=headers or {}) as ws:
+            ws.send_text(config())
+            ws.send_text(json.dumps({"type": "end"}))
+            return ws.receive_json()["type"] == "end"
+
+    assert opens("/v1/stream?api_key=k1")  # browsers cannot set headers on a WebSocket
+    assert opens(headers={"X-API-Key": "k2"})
+    assert opens(headers={"Authorization": "Bearer k1"})
+    reasons = {}
+    for case, headers in {"missing": {}, "wrong": {"X-API-Key": "nope"}}.items():
+        with stream_client.websocket_connect("/v1/stream", headers=headers) as ws:
+            closed = closed_with(ws)
+        assert closed.code == 1008
+        reasons[case] = closed.reason
+    assert "required" in reasons["missing"] and "not valid" in reasons["wrong"]
+    stats = _stream_stats(stream_client, {"X-API-Key": "k1"})
+    assert stats["requests"] == {"1000": 3, "1008": 2}
+    assert stats["errors"] == {"unauthorized": 1, "forbidden": 1}
+
+
+def test_not_ready_closes_with_try_again_later(settings: Settings) -> None:
+    client = TestClient(create_app(settings))  # no `with`: the lifespan has not run
+    with client.websocket_connect("/v1/stream") as ws:
+        closed = closed_with(ws)
+    assert closed.code == 1013 and "not loaded" in closed.reason
+
+
+def test_streams_count_in_the_service_stats(client: TestClient) -> None:
+    events = stream_through(client, tone(seconds=3.0), window_s=1.0, hop_s=0.5)
+    emotions = [e for e in events if e["type"] == "emotion"]
+    assert len(emotions) == 5
+    service = client.get("/metrics").json()["service"]
+    assert service["requests"]["/v1/stream"] == {"1000": 1}
+    # Each hop's features and inference are timed like a request's.
+    assert service["latency_ms"]["features"]["count"] == 5
+    assert service["latency_ms"]["inference"]["count"] == 5
+    prometheus = client.get("/metrics", headers={"Accept": "text/plain"}).text
+    assert 'ser_requests_total{route="/v1/stream",status="1000"} 1.0' in prometheus
 
 
 def test_real_client_in_real_time(tiny_model: Path) -> None:
     import websockets
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(Settings(model_path=tiny_model)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-
-    async def run() -> list[dict]:
+    async def run(url: str) -> list[dict]:
         audio = tone(seconds=3.0)
         events: list[dict] = []
-        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/stream") as ws:
-            await ws.send(json.dumps({"sample_rate": 16_000, "window_s": 1.0, "hop_s": 0.5}))
+        async with websockets.connect(url.replace("http", "ws") + "/v1/stream") as ws:
+            await ws.send(config(window_s=1.0, hop_s=0.5))
             chunk = 1600  # 100 ms, sent at the pace of speech
             for start in range(0, audio.size, chunk):
                 await ws.send(pcm16(audio[start : start + chunk]))
@@ -142,11 +271,8 @@ def test_real_client_in_real_time(tiny_model: Path) -> None:
                 events.append(json.loads(message))
         return events
 
-    try:
-        events = asyncio.run(run())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(create_app(Settings(model_path=tiny_model))) as url:
+        events = asyncio.run(asyncio.wait_for(run(url), timeout=60))
     emotions = [e for e in events if e["type"] == "emotion"]
     assert len(emotions) == 5  # windows ending at 1.0, 1.5, ..., 3.0 s
     # Timing is measured by bench/stream_latency.py, not asserted here.

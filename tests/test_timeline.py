@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api import create_app
 from service.audio import AudioTooLongError, decode_audio
 from service.inference import ClipResult
 from service.model import load_model
@@ -21,12 +21,10 @@ from service.timeline import (
     classify_span,
     classify_spans,
     classify_with_timeline,
-    frame_energies,
-    segments_from_energy,
     span_windows,
-    speech_segments,
     timeline,
 )
+from service.vad import frame_energies, segments_from_energy, speech_segments
 from tests.helpers import encode, tone
 
 RATE = 16_000

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from service.app import create_app
+from service.api import create_app
 from service.settings import Settings
 from service.timeline_plot import EMOTION_COLOURS
-from tests.helpers import encode, tone
+from tests.helpers import encode, serve_in_thread, tone
 from tests.test_predict_cli import speech_with_pauses
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,28 +34,8 @@ BROWSER_ARGS = [
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(Settings(model_path=tiny_model)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(Settings(model_path=tiny_model))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.stats import ServiceStats
 from service.audio import AudioError
 from service.errors import ServiceError, describe_error, error_body
 from service.features import FeatureError
-from service.stats import ServiceStats
 
 log = logging.getLogger(__name__)
 

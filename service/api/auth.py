@@ -1,8 +1,9 @@
 """Optional API keys: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
 Keys come from ``SER_API_KEYS`` (comma-separated, plain) and/or ``SER_API_KEYS_FILE`` (one
-SHA-256 hex digest per line, ``#`` comments). Only digests are kept in memory, compared in
-constant time. With no keys configured, auth is off (local use).
+SHA-256 hex digest per line, ``#`` comments; ``python -m service.api.auth KEY`` prints a key's
+digest). Only digests are kept in memory, compared in constant time. With no keys configured,
+auth is off (local use).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ForbiddenError(ServiceError):
 
 
 def hash_key(key: str) -> str:
-    """The SHA-256 hex digest stored in a keys file: ``python -m service.auth KEY``."""
+    """The SHA-256 hex digest stored in a keys file: ``python -m service.api.auth KEY``."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -73,16 +74,13 @@ def presented_key(connection: HTTPConnection) -> str | None:
     return connection.headers.get("x-api-key")
 
 
-async def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 without a key, 403 with a wrong one, nothing when auth is off.
+def check_api_key(keys: ApiKeys, key: str | None) -> None:
+    """Raise :class:`UnauthorizedError` without a key, :class:`ForbiddenError` with a wrong one.
 
-    ``async`` although it never awaits: it only compares digests, and a plain ``def``
-    dependency would cost every request a hop through the threadpool.
+    Nothing when auth is off. Shared by the HTTP routes and the WebSocket stream.
     """
-    keys: ApiKeys = request.app.state.api_keys
     if not keys.enabled:
         return
-    key = presented_key(request)
     if not key:
         raise UnauthorizedError(
             "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
@@ -90,6 +88,16 @@ async def require_api_key(request: Request) -> None:
         )
     if not keys.accepts(key):
         raise ForbiddenError("The API key is not valid.")
+
+
+async def require_api_key(request: Request) -> None:
+    """FastAPI dependency: 401 without a key, 403 with a wrong one, nothing when auth is off.
+
+    ``async`` although it never awaits: it only compares digests, and a plain ``def``
+    dependency would cost every request a hop through the threadpool.
+    """
+    keys: ApiKeys = request.app.state.api_keys
+    check_api_key(keys, presented_key(request))
 
 
 if __name__ == "__main__":

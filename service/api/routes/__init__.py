@@ -1,0 +1,1 @@
+"""The HTTP routers, by concern: :mod:`.predict` (classification) and :mod:`.ops` (operations)."""
