@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from service.app import create_app  # noqa: E402
+from service.api import create_app  # noqa: E402
 from service.inference import classify_clip  # noqa: E402
 
 app = create_app()

@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.app import create_app  # noqa: E402
+from service.api import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 ARGS = [

@@ -11,7 +11,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from service import contract
-from service.app import create_app
+from service.api import create_app
 from service.model import load_model
 from service.settings import Settings
 from tests.helpers import encode
