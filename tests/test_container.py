@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -60,10 +59,7 @@ def _docker(
 @contextlib.contextmanager
 def _running(docker_env: dict[str, str], *env: str) -> Iterator[tuple[str, str]]:
     """The image running read-only on a free port, ready; yields its name and URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    name = f"ser-test-{port}"
+    name = f"ser-test-{os.getpid()}-{time.monotonic_ns()}"
     settings = [arg for value in ("SER_WORKERS=1", *env) for arg in ("-e", value)]
     _docker(
         docker_env,
@@ -75,19 +71,24 @@ def _running(docker_env: dict[str, str], *env: str) -> Iterator[tuple[str, str]]
         "--tmpfs",
         "/tmp",
         *settings,
+        # No host port given: Docker binds a free one, read back below (no pick-then-bind race).
         "-p",
-        f"127.0.0.1:{port}:8000",
+        "127.0.0.1::8000",
         IMAGE,
     )
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 90
-        while time.time() < deadline:
+        bound = _docker(docker_env, "port", name, "8000/tcp").stdout.split()[0]
+        url = f"http://127.0.0.1:{bound.rsplit(':', 1)[1]}"
+        deadline = time.monotonic() + 90
+        while True:
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.5)
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the container was not ready within 90 s")
+            time.sleep(0.5)
         yield name, url
     finally:
         _docker(docker_env, "rm", "-f", name, check=False)
