@@ -1,5 +1,5 @@
-"""The best recipe's network (speech-stats-v1 features, wider MLP) exports with parity, and
-the temperature baked into the graph is what the service returns."""
+"""The recipes' networks (speech statistics, wider MLPs, ensembles, fusion) export with parity,
+and the temperature baked into the graph is what the service returns."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def trained_mlp():
     from trainer.config import TrainConfig
     from trainer.network import fit
 
-    fs = get_feature_set("speech-stats-v1")
+    fs = get_feature_set("speech-stats-v2")
     # Features of real (synthetic) audio: three pitch classes, so the net becomes confident.
     x_all, y_all = tone_classes(fs, (120.0, 220.0, 330.0), per_class=12, seed_step=100)
     order = np.random.default_rng(0).permutation(len(y_all))
@@ -68,7 +68,7 @@ def test_exported_graph_applies_the_fitted_temperature(trained_mlp, tmp_path, te
         normalisation["std"], np.maximum(x_fit.std(0), 1e-6), rtol=1e-3, atol=1e-4
     )
     served = load_model(path)
-    assert served.feature_set.name == "speech-stats-v1"
+    assert served.feature_set.name == "speech-stats-v2"
     raw = predict_proba(model, x_all)
     got = served.predict_proba(x_all)
     np.testing.assert_allclose(got, apply_temperature(raw, temperature), atol=1e-5)

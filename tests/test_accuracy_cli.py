@@ -25,3 +25,20 @@ def test_ensemble_and_ranged_augmentations_parse() -> None:
     )
     assert args.ensemble == 3
     assert args.augment.split(",") == ["white@0:30", "speed1.1+babble@5:30"]
+
+
+def test_overrides_make_a_new_configuration_and_leave_the_recipe_alone() -> None:
+    from trainer.cli import with_overrides
+    from trainer.recipes import RECIPES
+
+    paper = RECIPES["paper"].config
+    args = build_parser().parse_args(
+        ["--recipe", "paper", "--seed", "7", "--hidden", "64,32", "--augment", "white@10"]
+    )
+    config = with_overrides(RECIPES[args.recipe].config, args)
+    assert (config.seed, config.hidden, config.architecture) == (7, (64, 32), "mlp")
+    assert config.augmentations == ("white@10",)
+    assert (config.epochs, config.dropout, config.batch_size) == (100, 0.5, 32)
+    assert (paper.seed, paper.hidden, paper.architecture) == (42, (100, 200, 100), "paper-mlp")
+    untouched = with_overrides(paper, build_parser().parse_args(["--recipe", "paper"]))
+    assert untouched == paper

@@ -49,34 +49,32 @@ def test_a_shipped_model_loads_answers_and_carries_its_card(file: str, feature_s
 
 
 @pytest.mark.parametrize(
-    ("file", "recipe_name"),
-    [("ser-default", "DEFAULT_RECIPE"), ("ser-accurate", "ACCURATE_MODEL_RECIPE")],
+    ("file", "recipe"), [("ser-default", "default"), ("ser-accurate", "accurate")]
 )
 def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
-    file: str, recipe_name: str
+    file: str, recipe: str
 ) -> None:
-    """bench/accuracy.py scores the recipes named in trainer.recipes as the bundled models';
-    the configuration saved beside each model must be that recipe's, or the figures in docs/
-    describe another model."""
-    import trainer.recipes
-    from service.features import get_feature_set
+    """bench.accuracy scores trainer.recipes' ``default`` and ``accurate`` as the bundled
+    models; the configuration saved beside each model (which predates the role names) must be
+    that recipe's, features and training alike, or the figures in docs/ describe another
+    model."""
     from trainer.config import TrainConfig
+    from trainer.recipes import RECIPES
 
-    recipe = trainer.recipes.RECIPES[getattr(trainer.recipes, recipe_name)]
     saved = json.loads((MODELS / f"{file}.train.json").read_text(encoding="utf-8"))
-    assert saved["feature_set"] == get_feature_set(recipe.feature_set).to_dict()
-    assert TrainConfig(**saved["config"]).to_dict() == recipe.config.to_dict()
+    assert saved["feature_set"] == RECIPES[recipe].feature_set.to_dict()
+    assert TrainConfig(**saved["config"]).to_dict() == RECIPES[recipe].config.to_dict()
 
 
 @pytest.mark.parametrize(
-    ("target", "recipe_name", "out"),
+    ("target", "recipe", "out"),
     [
-        ("train", "DEFAULT_RECIPE", "models/ser-default.onnx"),
-        ("train-accurate", "ACCURATE_MODEL_RECIPE", "models/ser-accurate.onnx"),
+        ("train", "default", "models/ser-default.onnx"),
+        ("train-accurate", "accurate", "models/ser-accurate.onnx"),
     ],
 )
 def test_make_train_rules_train_the_recipes_the_benchmark_runs(
-    target: str, recipe_name: str, out: str
+    target: str, recipe: str, out: str
 ) -> None:
     """What `make train` and `make train-accurate` would run, parsed as ser-train parses it:
     a rule that trained another recipe would ship a model the benchmark no longer describes."""
@@ -84,7 +82,6 @@ def test_make_train_rules_train_the_recipes_the_benchmark_runs(
     import shutil
     import subprocess
 
-    import trainer.recipes
     from trainer.cli import build_parser
 
     make = shutil.which("make")
@@ -101,19 +98,23 @@ def test_make_train_rules_train_the_recipes_the_benchmark_runs(
     commands = [shlex.split(line) for line in lines if "ser-train" in line]
     assert len(commands) == 1, dry_run
     args = build_parser().parse_args(commands[0][1:])
-    expected = getattr(trainer.recipes, recipe_name)
-    assert trainer.recipes.resolve_recipe(args.recipe).name == expected
+    assert args.recipe == recipe
     assert args.out == Path(out)
 
 
-def test_recipe_aliases_name_the_bundled_models_recipes() -> None:
-    from trainer.cli import build_parser
-    from trainer.recipes import ACCURATE_MODEL_RECIPE, DEFAULT_RECIPE, RECIPES, resolve_recipe
+def test_the_recipes_are_the_paper_and_the_two_bundled_models_and_read_only() -> None:
+    from dataclasses import FrozenInstanceError
 
-    assert resolve_recipe("accurate") is RECIPES[ACCURATE_MODEL_RECIPE]
-    assert resolve_recipe("default") is RECIPES[DEFAULT_RECIPE]
-    assert resolve_recipe("paper") is RECIPES["paper"]
-    with pytest.raises(KeyError):
-        resolve_recipe("no-such-recipe")
+    from trainer.cli import build_parser
+    from trainer.recipes import RECIPES
+
+    assert list(RECIPES) == ["paper", "default", "accurate"]
+    assert all(recipe.name == name for name, recipe in RECIPES.items())
+    assert build_parser().parse_args([]).recipe == "default"
+    with pytest.raises(TypeError):
+        RECIPES["variant"] = RECIPES["default"]  # type: ignore[index]
+    with pytest.raises(FrozenInstanceError):
+        RECIPES["default"].config.epochs = 1  # type: ignore[misc]
+    # The long names the recipes had before they were named by role are gone.
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["--recipe", "no-such-recipe"])
+        build_parser().parse_args(["--recipe", "speech-stats-v2-voices"])

@@ -1,15 +1,26 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from service.audio import decode_audio
+from service.features import (
+    FEATURE_SETS,
+    SpeechStats,
+    StatsWithEncoder,
+    StatsWithEncoderConfig,
+    get_feature_set,
+)
 from tests.helpers import tone
 from trainer.corpora import CorpusError, read_manifest, read_ravdess, read_tess
 from trainer.evaluate import classification_metrics, speaker_folds, stratified_split
 from trainer.extract import extract_corpus
+
+MFCC = get_feature_set("mfcc40-mean")
 
 
 def _write(
@@ -108,19 +119,17 @@ def test_feature_cache_reuses_and_keys_by_content(tmp_path) -> None:
         _write(tmp_path / "audio" / f"{i}.wav", freq=150.0 + 100 * i)
     clips = [Clip(tmp_path / "audio" / f"{i}.wav", "happy", "s", "c") for i in range(3)]
     first, kept = extract_corpus(
-        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
+        clips, feature_set=MFCC, cache_dir=tmp_path / "cache", progress=False
     )
     cached_files = list((tmp_path / "cache").rglob("*.npy"))
     assert first.shape == (3, 40) and len(kept) == 3 and len(cached_files) == 3
     second, _ = extract_corpus(
-        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
+        clips, feature_set=MFCC, cache_dir=tmp_path / "cache", progress=False
     )
     np.testing.assert_array_equal(first, second)
     # New content at the same path is a new key, not a stale hit.
     _write(tmp_path / "audio" / "0.wav", freq=900.0)
-    third, _ = extract_corpus(
-        clips, feature_set="mfcc40-mean", cache_dir=tmp_path / "cache", progress=False
-    )
+    third, _ = extract_corpus(clips, feature_set=MFCC, cache_dir=tmp_path / "cache", progress=False)
     assert not np.allclose(third[0], first[0]) and np.array_equal(third[1:], first[1:])
 
 
@@ -133,5 +142,57 @@ def test_undecodable_clips_are_skipped_not_mislabelled(tmp_path) -> None:
         Clip(tmp_path / "good.wav", "happy", "s", "c"),
         Clip(tmp_path / "bad.wav", "sad", "s", "c"),
     ]
-    matrix, kept = extract_corpus(clips, feature_set="mfcc40-mean", progress=False)
+    matrix, kept = extract_corpus(clips, feature_set=MFCC, progress=False)
     assert matrix.shape == (1, 40) and [c.label for c in kept] == ["happy"]
+
+
+def test_an_unregistered_variant_is_extracted_by_worker_processes(tmp_path) -> None:
+    """Experiments hand the trainer feature set objects the registry does not hold: forked
+    workers compute them as the caller would, and the cache keeps them apart from the
+    feature set they vary."""
+    from trainer.corpora import Clip
+
+    v2 = get_feature_set("speech-stats-v2")
+    assert isinstance(v2, SpeechStats)
+    variant = SpeechStats(dataclasses.replace(v2.config, name="test-rolloff", rolloff=0.95))
+    assert variant.name not in FEATURE_SETS
+    clips = []
+    for i in range(40):  # more than 32 clips: a process pool extracts them
+        _write(tmp_path / "audio" / f"{i}.wav", freq=150.0 + 5 * i)
+        clips.append(Clip(tmp_path / "audio" / f"{i}.wav", "happy", f"s{i % 4}", "c"))
+    cache = tmp_path / "cache"
+    pooled, kept = extract_corpus(
+        clips, feature_set=variant, cache_dir=cache, workers=2, progress=False
+    )
+    assert len(kept) == len(clips)
+    expected = [variant.extract(decode_audio(c.path, target_rate=16_000).samples) for c in clips]
+    np.testing.assert_array_equal(pooled, np.stack(expected))
+    served, _ = extract_corpus(clips, feature_set=v2, cache_dir=cache, workers=1, progress=False)
+    assert not np.allclose(served, pooled)
+    assert sorted(folder.name.split("-")[0] for folder in cache.iterdir()) == ["speech", "test"]
+
+
+def test_a_subset_of_the_encoder_parts_keeps_them_in_order() -> None:
+    """A configuration naming fewer parts (what the accurate model's ablations train on) gives
+    the statistics, then exactly those parts of the full vector, in the full order."""
+    served = get_feature_set("speech-stats-v2+ge2e-int8")
+    assert isinstance(served, StatsWithEncoder)
+    hidden, stats_dim = served.config.encoder.hidden, served.statistics.dim
+
+    def subset(parts: tuple[str, ...]) -> StatsWithEncoder:
+        encoder = dataclasses.replace(served.config.encoder, parts=parts)
+        return StatsWithEncoder(
+            dataclasses.replace(served.config, name="test-subset", encoder=encoder)
+        )
+
+    y = tone(freq=200.0, noise=0.01)
+    full = served.extract(y)
+    mean_std, std_only = subset(("mean", "std")), subset(("std",))
+    assert isinstance(mean_std.config, StatsWithEncoderConfig)
+    assert mean_std.dim == len(mean_std.names()) == stats_dim + 2 * hidden
+    assert std_only.names()[stats_dim] == "encoder_std0"
+    np.testing.assert_array_equal(
+        mean_std.extract(y), np.delete(full, np.s_[stats_dim : stats_dim + hidden])
+    )
+    np.testing.assert_array_equal(std_only.extract(y), np.delete(full, np.s_[stats_dim:-hidden]))
+    assert std_only.to_dict()["encoder"] == {**served.to_dict()["encoder"], "parts": ["std"]}

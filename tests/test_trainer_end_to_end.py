@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service import contract
 from service.api import create_app
+from service.features import get_feature_set
 from service.model import load_model
 from service.settings import Settings
 from tests.helpers import encode
@@ -66,7 +67,7 @@ def trained(synthetic_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("model") / "synthetic.onnx"
     result = train_and_export(
         read_manifest(synthetic_corpus),
-        feature_set="mfcc40-mean",
+        feature_set=get_feature_set("mfcc40-mean"),
         config=TrainConfig(
             seed=7, epochs=40, batch_size=16, augmentations=("speed1.1", "white@20")
         ),
@@ -124,7 +125,7 @@ def test_training_is_reproducible(synthetic_corpus: Path, tmp_path) -> None:
     for run in range(2):
         result = train_and_export(
             read_manifest(synthetic_corpus),
-            feature_set="mfcc40-mean",
+            feature_set=get_feature_set("mfcc40-mean"),
             config=TrainConfig(seed=3, epochs=3, batch_size=16),
             out_path=tmp_path / f"r{run}.onnx",
             name="repro",

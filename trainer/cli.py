@@ -8,10 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
-from service.features import FEATURE_SETS
+from service.features import FEATURE_SETS, get_feature_set
+from trainer.config import TrainConfig
 from trainer.corpora import CorpusError, default_data_root, load_corpora
 from trainer.extract import default_cache_dir
-from trainer.recipes import DEFAULT_RECIPE, RECIPE_ALIASES, RECIPES, resolve_recipe
+from trainer.recipes import DEFAULT, RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--recipe",
-        default=DEFAULT_RECIPE,
-        choices=sorted(RECIPE_ALIASES) + sorted(RECIPES),
-        help="feature set + network + training preset (default: %(default)s; "
-        "'paper' reproduces the student paper; 'default' and 'accurate' name the recipes of "
-        "the two bundled models)",
+        default=DEFAULT.name,
+        choices=list(RECIPES),
+        help="feature set + network + training preset (default: %(default)s, the bundled "
+        "model's; 'accurate' trains the opt-in accurate model, 'paper' reproduces the student "
+        "paper)",
     )
     parser.add_argument(
         "--feature-set", choices=sorted(FEATURE_SETS), help="override the recipe's feature set"
@@ -80,6 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """The recipe's ``config`` with the command line's overrides (and its seed).
+
+    Raises
+    ------
+    ValueError
+        If ``--hidden`` is not comma-separated integers.
+    """
+    hidden, architecture = config.hidden, config.architecture
+    if args.hidden:
+        hidden = tuple(int(units) for units in args.hidden.split(","))
+        architecture = "mlp"  # other layers: no longer the paper's network
+    augmentations = config.augmentations
+    if args.augment:
+        augmentations = () if args.augment == "none" else tuple(args.augment.split(","))
+    return dataclasses.replace(
+        config,
+        seed=args.seed,
+        architecture=architecture,
+        hidden=hidden,
+        epochs=args.epochs or config.epochs,
+        batch_size=args.batch_size or config.batch_size,
+        dropout=config.dropout if args.dropout is None else args.dropout,
+        ensemble=args.ensemble or config.ensemble,
+        augmentations=augmentations,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -88,31 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     from trainer.pipeline import train_and_export  # heavy imports after --help
 
-    recipe = resolve_recipe(args.recipe)
-    overrides: dict[str, object] = {"seed": args.seed}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    if args.batch_size:
-        overrides["batch_size"] = args.batch_size
-    if args.hidden:
-        try:
-            overrides["hidden"] = tuple(int(units) for units in args.hidden.split(","))
-        except ValueError:
-            print(
-                f"ser-train: --hidden wants integers like 256,128, got {args.hidden!r}",
-                file=sys.stderr,
-            )
-            return 2
-        overrides["architecture"] = "mlp"
-    if args.dropout is not None:
-        overrides["dropout"] = args.dropout
-    if args.ensemble:
-        overrides["ensemble"] = args.ensemble
-    if args.augment:
-        overrides["augmentations"] = (
-            () if args.augment == "none" else tuple(args.augment.split(","))
+    recipe = RECIPES[args.recipe]
+    try:
+        config = with_overrides(recipe.config, args)
+    except ValueError:
+        print(
+            f"ser-train: --hidden wants integers like 256,128, got {args.hidden!r}",
+            file=sys.stderr,
         )
-    config = dataclasses.replace(recipe.config, **overrides)  # type: ignore[arg-type]
+        return 2
     try:
         clips = load_corpora(
             args.corpora or ["tess", "ravdess"],
@@ -129,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     result = train_and_export(
         clips,
-        feature_set=args.feature_set or recipe.feature_set,
+        feature_set=get_feature_set(args.feature_set) if args.feature_set else recipe.feature_set,
         config=config,
         out_path=args.out,
         name=args.name,

@@ -6,9 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained model. Saved next to it; seed first."""
+    """Everything that determines a trained model. Saved next to it; seed first.
+
+    Frozen: a recipe's configuration is shared by everyone who trains it, so a variant is a
+    new object (``dataclasses.replace``), never an edit of the recipe's.
+    """
 
     seed: int = 42
     architecture: str = "paper-mlp"

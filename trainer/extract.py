@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from service.allocator import tune_allocator
 from service.audio import AudioError, decode_audio
-from service.features import config_fingerprint, get_feature_set
+from service.features import FeatureSet, config_fingerprint
 from trainer.corpora import Clip
 
 log = logging.getLogger(__name__)
@@ -34,21 +35,20 @@ def _file_digest(path: Path) -> str:
 
 def features_for_file(
     path: Path,
-    feature_set: str,
+    feature_set: FeatureSet,
     *,
     augmentation: str | None = None,
     babble_sources: tuple[str, ...] = (),
 ) -> np.ndarray:
     """The features the service would compute for this file (same decode, same features),
-    optionally after an augmentation (see :mod:`trainer.augment`)."""
-    fs = get_feature_set(feature_set)
+    optionally after an augmentation (see :mod:`trainer.augment`); shape ``(dim,)``."""
     samples = augmented_samples(
         path,
-        sample_rate=fs.sample_rate,
+        sample_rate=feature_set.sample_rate,
         augmentation=augmentation,
         babble_sources=babble_sources,
     )
-    return fs.extract(samples)
+    return feature_set.extract(samples)
 
 
 def augmented_samples(
@@ -78,7 +78,11 @@ def augmented_samples(
     return samples
 
 
-_Job = tuple[str, str, str | None, str | None, tuple[str, ...]]
+#: One clip's work: path, cache file (or None), augmentation (or None), babble talkers.
+_Job = tuple[str, str | None, str | None, tuple[str, ...]]
+
+#: The feature set an extraction worker computes, set once per process by its initializer.
+_worker_feature_set: FeatureSet | None = None
 
 
 def init_worker() -> None:
@@ -90,8 +94,20 @@ def init_worker() -> None:
     tune_allocator()
 
 
-def _work(args: _Job) -> tuple[str, np.ndarray | None, str | None]:
-    path, feature_set, cache_file, augmentation, babble = args
+def _init_extraction_worker(feature_set: FeatureSet) -> None:
+    global _worker_feature_set
+    init_worker()
+    _worker_feature_set = feature_set
+
+
+def _work(
+    job: _Job, feature_set: FeatureSet | None = None
+) -> tuple[str, np.ndarray | None, str | None]:
+    """Features of one clip, cached; the feature set is the worker's unless given."""
+    path, cache_file, augmentation, babble = job
+    feature_set = feature_set if feature_set is not None else _worker_feature_set
+    if feature_set is None:
+        raise RuntimeError("extraction workers start with _init_extraction_worker")
     try:
         vector = features_for_file(
             Path(path), feature_set, augmentation=augmentation, babble_sources=babble
@@ -108,7 +124,7 @@ def _work(args: _Job) -> tuple[str, np.ndarray | None, str | None]:
 def extract_corpus(
     clips: Sequence[Clip],
     *,
-    feature_set: str,
+    feature_set: FeatureSet,
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
@@ -117,16 +133,17 @@ def extract_corpus(
 ) -> tuple[np.ndarray, list[Clip]]:
     """Features of shape ``(n, dim)`` for the clips that decode, and those clips.
 
+    ``feature_set`` may be any feature set object, registered or not (an experiment's
+    variant): the cache is keyed by its configuration, and worker processes inherit it.
     Clips that fail to decode are logged and skipped, never silently mislabelled.
     """
-    fs = get_feature_set(feature_set)
     cache_root = None
     if cache_dir is not None:
-        key = hashlib.sha256(config_fingerprint(fs.to_dict()).encode()).hexdigest()[:16]
+        key = hashlib.sha256(config_fingerprint(feature_set.to_dict()).encode()).hexdigest()[:16]
         if augmentation:
             extra = f"{augmentation}:{','.join(sorted(Path(p).name for p in babble_sources))}"
             key += "-" + hashlib.sha256(extra.encode()).hexdigest()[:8]
-        cache_root = Path(cache_dir) / f"{fs.name}-{key}"
+        cache_root = Path(cache_dir) / f"{feature_set.name}-{key}"
         cache_root.mkdir(parents=True, exist_ok=True)
     results: dict[str, np.ndarray] = {}
     todo: list[_Job] = []
@@ -137,24 +154,32 @@ def extract_corpus(
             if os.path.exists(cache_file):
                 results[str(clip.path)] = np.load(cache_file)
                 continue
-        todo.append((str(clip.path), feature_set, cache_file, augmentation, babble_sources))
+        todo.append((str(clip.path), cache_file, augmentation, babble_sources))
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
     failed = 0
     if todo:
         bar = tqdm(
             total=len(todo),
-            desc=f"features {fs.name} {augmentation or ''}",
+            desc=f"features {feature_set.name} {augmentation or ''}",
             unit="clip",
             disable=not progress,
         )
         if workers > 1 and len(todo) > 32:
-            with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
+            # Forked, not spawned: the workers inherit the feature set object instead of
+            # receiving it pickled (an encoder's onnxruntime session and lock do not pickle,
+            # and an unregistered variant could not be looked up by name).
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_extraction_worker,
+                initargs=(feature_set,),
+            ) as pool:
                 for path, vector, error in pool.map(_work, todo, chunksize=16):
                     failed += _collect(results, path, vector, error)
                     bar.update()
         else:
             for item in todo:
-                failed += _collect(results, *_work(item))
+                failed += _collect(results, *_work(item, feature_set))
                 bar.update()
         bar.close()
     if failed:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from service.contract import EMOTIONS
-from service.features import FeatureSet, StatsWithEncoder, get_feature_set
+from service.features import FeatureSet, StatsWithEncoder
 from trainer.calibrate import apply_temperature, fit_temperature
 from trainer.card import write_card
 from trainer.config import TrainConfig
@@ -169,7 +169,7 @@ def babble_sources_for(clips: Sequence[Clip], count: int = 4) -> tuple[str, ...]
 def train_and_export(
     clips: Sequence[Clip],
     *,
-    feature_set: str,
+    feature_set: FeatureSet,
     config: TrainConfig,
     out_path: Path,
     name: str,
@@ -179,10 +179,13 @@ def train_and_export(
     progress: bool = True,
     licences: Sequence[str] = (),
 ) -> TrainResult:
+    """Extract ``feature_set`` (any feature set object: a recipe's, or a variant's) over
+    ``clips`` and their augmented copies, evaluate ``config`` under each protocol, train it
+    on everything and export the model with its card, metrics and training configuration.
+    """
     from trainer.export import export_model  # TensorFlow/tf2onnx only when exporting
 
-    fs = get_feature_set(feature_set)
-    fused = fusion_columns(fs, config)  # before hours of extraction, not after
+    fused = fusion_columns(feature_set, config)  # before hours of extraction, not after
     x, kept = extract_corpus(
         clips, feature_set=feature_set, cache_dir=cache_dir, workers=workers, progress=progress
     )
@@ -231,7 +234,7 @@ def train_and_export(
         path=out_path,
         name=name,
         labels=labels,
-        feature_set=fs,
+        feature_set=feature_set,
         parity_features=x[final.val_idx],
         training_data=summary,
         metrics=metrics,
@@ -240,7 +243,11 @@ def train_and_export(
     stem = out_path.with_suffix("")
     Path(f"{stem}.train.json").write_text(
         json.dumps(
-            {"config": config.to_dict(), "feature_set": fs.to_dict(), "protocols": list(protocols)},
+            {
+                "config": config.to_dict(),
+                "feature_set": feature_set.to_dict(),
+                "protocols": list(protocols),
+            },
             indent=2,
         )
         + "\n"
