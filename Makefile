@@ -31,8 +31,8 @@ run: $(VENV)/.service  ## serve the bundled model on http://$(HOST):$(PORT)
 	  SER_MODEL_PATH=$${SER_MODEL_PATH:-$(MODEL)} $(BIN)/ser-serve
 
 test: $(VENV)/.dev  ## install the test extras, lint, type-check and run the suite
-	$(BIN)/ruff check service trainer tests bench
-	$(BIN)/ruff format --check service trainer tests bench
+	$(BIN)/ruff check service trainer tests bench experiments
+	$(BIN)/ruff format --check service trainer tests bench experiments
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -47,16 +47,16 @@ train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained e
 	  --out models/ser-accurate.onnx
 
 bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside both bundled models') -> docs/accuracy.*
-	$(BIN)/python bench/accuracy.py --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
+	$(BIN)/python -m bench.accuracy --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check --fix service trainer tests bench
-	$(BIN)/ruff format service trainer tests bench
+	$(BIN)/ruff check --fix service trainer tests bench experiments
+	$(BIN)/ruff format service trainer tests bench experiments
 	$(BIN)/mypy
 
 bench-speed: $(VENV)/.dev  ## stage costs, HTTP load, cold start, paper-style baseline -> docs/performance.md
 	$(PIP) install --quiet -e ".[bench]"
-	$(BIN)/python bench/speed.py
+	$(BIN)/python -m bench.speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

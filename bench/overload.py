@@ -1,6 +1,6 @@
 """Overload test: far more concurrent uploads than the service admits, health checks alongside.
 
-    .venv/bin/python bench/overload.py [--seconds 15] [--concurrency 64]
+    .venv/bin/python -m bench.overload [--seconds 15] [--concurrency 64]
 
 Starts ``ser-serve`` (bundled model, one worker, ``SER_MAX_INFLIGHT=2``) pinned to core 0 on
 127.0.0.1, floods ``/predict`` with 3 s WAV uploads from core 1 for a bounded time while polling
@@ -22,10 +22,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.speed import encode, speech_like, wait_ready  # noqa: E402
+from bench.clips import encode, speech_like
+from bench.http_load import wait_ready
 
 
 async def flood(
@@ -108,7 +106,7 @@ def main() -> None:
     lat = np.array(latencies) * 1000
     hl = np.array(health) * 1000
     print(
-        f"Command: `python {' '.join(sys.argv)}`; one worker on core 0, SER_MAX_INFLIGHT=2, "
+        f"Command: `python -m bench.overload {' '.join(sys.argv[1:])}`; one worker on core 0, SER_MAX_INFLIGHT=2, "
         f"{args.concurrency} concurrent uploaders + a /healthz probe every 50 ms on core 1, "
         f"{args.seconds:g} s; load average {os.getloadavg()[0]:.1f}.\n"
     )

@@ -1,6 +1,6 @@
 """Screenshot of the web page after an upload, for the docs: docs/img/web.png.
 
-.venv/bin/python bench/screenshot_web.py [AUDIO_FILE]
+.venv/bin/python -m bench.screenshot_web [AUDIO_FILE]
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from service.api import create_app
+from service.settings import Settings
 
-from service.api import create_app  # noqa: E402
-from service.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ARGS = [
     "--headless",

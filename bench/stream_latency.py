@@ -1,6 +1,6 @@
 """Streaming benchmark: event latency in real time, and the real-time factor flat out.
 
-    .venv/bin/python bench/stream_latency.py [--seconds 20]
+    .venv/bin/python -m bench.stream_latency [--seconds 20]
 
 Starts ``ser-serve`` (bundled model, one worker) on 127.0.0.1, streams speech over
 ``/v1/stream`` (2 s windows every 0.5 s) and prints a Markdown table. Latency is measured by
@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.speed import speech_like, wait_ready  # noqa: E402
+from bench.clips import speech_like
+from bench.http_load import wait_ready
 
 
 async def stream(port: int, audio: np.ndarray, *, realtime: bool) -> tuple[list[dict], float]:
@@ -89,7 +87,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     print(
-        f"Command: `python {' '.join(sys.argv)}` — {args.seconds:g} s of speech, 2 s windows every 0.5 s, "
+        f"Command: `python -m bench.stream_latency {' '.join(sys.argv[1:])}` — {args.seconds:g} s of speech, 2 s windows every 0.5 s, "
         f"server on core 0, client on core 1; load average {os.getloadavg()[0]:.1f}.\n"
     )
     print("| mode | events | latency median (ms) | latency p99 (ms) | wall time / audio time |")

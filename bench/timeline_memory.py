@@ -1,6 +1,6 @@
 """Memory and time of a long-recording timeline: block-wise decoding against whole decoding.
 
-    .venv/bin/python bench/timeline_memory.py [--seconds 600] [--rate 48000] [--formats wav flac]
+    .venv/bin/python -m bench.timeline_memory [--seconds 600] [--rate 48000] [--formats wav flac]
 
 Writes a synthetic stereo recording (speech-like harmonic bursts, 4 s in every 10 s, in faint
 noise) to a temporary folder, then, for each format, runs each path in a fresh process:
@@ -34,10 +34,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from service.settings import BUNDLED_MODEL  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MODES = ("whole", "blocks")
 
@@ -100,10 +99,10 @@ def child(mode: str, path: str, model_path: str, traced: bool) -> dict[str, Any]
 
 
 def measure(mode: str, path: Path, model: str, *, traced: bool) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", mode, str(path), model]
+    command = [sys.executable, "-m", "bench.timeline_memory", "--child", mode, str(path), model]
     if traced:
         command.append("--traced")
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

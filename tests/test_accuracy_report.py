@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from bench.accuracy import pooled, ravdess_folds, targets_table
+from bench.accuracy_report import targets_table
+from bench.scoring import pooled, ravdess_folds
 from trainer.corpora import Clip
 
 
@@ -148,3 +150,19 @@ def test_protocol_selection_trains_only_the_chosen_folds(monkeypatch, tmp_path) 
     assert sorted(results) == ["4 cross-corpus RAVDESS -> TESS", "4 cross-corpus TESS -> RAVDESS"]
     assert sorted(trained) == [len(tess)] * 2 + [len(rav)] * 2  # two folds, two seeds
     assert results["4 cross-corpus TESS -> RAVDESS"]["paper"]["unweighted_accuracy"] == 0.25
+
+
+def test_the_systems_are_the_product_recipes_unless_a_study_passes_its_own() -> None:
+    from dataclasses import replace
+
+    from bench.accuracy import build_parser
+    from trainer.recipes import RECIPES
+
+    parser = build_parser(RECIPES, "python -m bench.accuracy")
+    assert parser.parse_args([]).systems == ["paper", "default", "accurate"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--systems", "speech-stats-v2-voices"])
+    default = RECIPES["default"]
+    variant = replace(default, name="mixup", config=replace(default.config, mixup=0.2))
+    study = build_parser({**RECIPES, variant.name: variant}, "python -m experiments.ablation")
+    assert study.parse_args(["--systems", "default", "mixup"]).systems == ["default", "mixup"]

@@ -28,11 +28,11 @@ def test_ser_serve_limits_blas_threads_unless_told_otherwise() -> None:
 
 
 def test_make_train_time_keeps_the_previous_report_figure(tmp_path) -> None:
-    """The whole `make train` takes 15-30 min and is not re-run by bench/speed.py: a new
+    """The whole `make train` takes 15-30 min and is not re-run by `python -m bench.speed`: a new
     report keeps the timed figure of the one before instead of losing it."""
     import json
 
-    from bench.speed import make_train_time
+    from bench.speed_report import make_train_time
 
     timed = tmp_path / "train.time"
     timed.write_text("\nreal\t14m45.713s\nuser\t15m53.089s\nsys\t1m51.914s\n")

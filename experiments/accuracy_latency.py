@@ -1,6 +1,6 @@
 """Features + inference cost of one 3 s clip, per model, on one core (issue 3 target: < 10 ms).
 
-    taskset -c 0 .venv/bin/python bench/accuracy_latency.py [--model models/ser-default.onnx ...]
+    taskset -c 0 .venv/bin/python -m experiments.accuracy_latency [--model models/ser-default.onnx ...]
 
 Uses a real 3 s RAVDESS clip when the corpus is present (speech, with leading silence),
 otherwise a synthetic voiced signal. Prints a Markdown table; timings are wall-clock medians
@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from service.allocator import tune_allocator  # noqa: E402
-from service.audio import decode_audio  # noqa: E402
-from service.model import load_model  # noqa: E402
+from service.allocator import tune_allocator
+from service.audio import decode_audio
+from service.model import load_model
 
 
 def three_seconds(data_root: Path) -> tuple[np.ndarray, str]:

@@ -1,4 +1,4 @@
-"""bench/frame_cnn.py, the frame-level probe: its frames, crops and network on synthetic audio."""
+"""experiments/frame_cnn.py, the frame-level probe: its frames, crops and network, synthetic audio."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench import frame_cnn
+from experiments import frame_cnn
 from service.features import get_feature_set
 from tests.helpers import tone
 

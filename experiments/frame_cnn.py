@@ -1,14 +1,14 @@
 """Probe: a frame-level 1-D CNN over log-mel frames, on the protocols that decide recipes.
 
-    .venv/bin/python bench/frame_cnn.py [--protocols ablation cross-corpus] [--epochs 40]
+    .venv/bin/python -m experiments.frame_cnn [--protocols ablation cross-corpus] [--epochs 40]
 
 Issue 3 asks whether a frame-level model (log-mel sequences, a small 1-D CNN, attention
 pooling) beats utterance statistics + MLP on voices it has never heard. This trains one on
-the folds of ``bench/ablation.py`` (RAVDESS actor-independent 8 classes, clean and with white
-and babble noise at 10 dB in the test audio; TESS cross-speaker), with the bundled recipe's
-augmentations, speaker-disjoint early stopping and class weights, seed 42. On the same folds
-it trains the bundled recipe too, and scores the two networks' averaged probabilities (late
-fusion). ``--protocols cross-corpus`` does the same for training on TESS and testing on
+the folds of ``experiments/ablation.py`` (RAVDESS actor-independent 8 classes, clean and with
+white and babble noise at 10 dB in the test audio; TESS cross-speaker), with the bundled
+recipe's augmentations, speaker-disjoint early stopping and class weights, seed 42. On the
+same folds it trains the bundled (``default``) recipe too, and scores the two networks'
+averaged probabilities (late fusion). ``--protocols cross-corpus`` does the same for training on TESS and testing on
 RAVDESS and back (the shared seven labels), the closest proxy here for unseen corpora. Each
 fold's scores go to ``docs/frame-cnn-folds.jsonl`` as soon as it finishes (a stopped run keeps
 them); at the end, three rows of per-protocol means go to ``docs/ablation.jsonl``, beside the
@@ -25,33 +25,32 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.accuracy_report import DOCS
+from bench.scoring import Features, babble_talkers, pooled, ravdess_folds
+from bench.scoring import score as accuracy_score
+from bench.scoring import train_predict as stats_train_predict
+from service.features import get_feature_set
+from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess
+from trainer.evaluate import speaker_disjoint_validation
+from trainer.extract import augmented_samples, default_cache_dir, init_worker
+from trainer.recipes import DEFAULT
 
-from bench.accuracy import DOCS, Features, pooled, ravdess_folds  # noqa: E402
-from bench.accuracy import score as accuracy_score  # noqa: E402
-from bench.accuracy import train_predict as stats_train_predict  # noqa: E402
-from service.features import get_feature_set  # noqa: E402
-from trainer.corpora import Clip, default_data_root, read_ravdess, read_tess  # noqa: E402
-from trainer.evaluate import speaker_disjoint_validation  # noqa: E402
-from trainer.extract import augmented_samples, default_cache_dir, init_worker  # noqa: E402
-from trainer.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
-
-log = logging.getLogger("bench.frame_cnn")
+log = logging.getLogger("experiments.frame_cnn")
 FRONT_END = "speech-stats-v2"
 #: Frames more than this many dB below the loudest frame are trimmed from both ends.
 TRIM_DB = 40.0
 CROP_FRAMES = 250  # 2.5 s training crops; evaluation sees the whole trimmed clip
-#: The noisy test sets of bench/ablation.py.
+#: The noisy test sets of experiments/ablation.py.
 NOISES = ("white@10", "babble@10")
 
 
@@ -221,7 +220,7 @@ def train_predict(
 
 
 def score(probs: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    """bench/accuracy.py's metrics; the probabilities are scored as returned (no temperature)."""
+    """bench.accuracy's metrics; the probabilities are scored as returned (no temperature)."""
     return accuracy_score({"raw": probs, "calibrated": probs}, y_true, labels)
 
 
@@ -238,18 +237,16 @@ def main() -> None:
         nargs="+",
         choices=("ablation", "cross-corpus"),
         default=["ablation"],
-        help="ablation: bench/ablation.py's folds; cross-corpus: TESS -> RAVDESS and back",
+        help="ablation: experiments/ablation.py's folds; cross-corpus: TESS -> RAVDESS and back",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.time()
     tess = read_tess(args.data_root / "tess")
     rav8 = read_ravdess(args.data_root / "ravdess", native_labels=True)
-    # The babble talkers of bench/accuracy.py and bench/ablation.py: TESS, train apart from test.
-    talkers = sorted(c.path for c in tess)
-    babble_train = tuple(str(p) for p in talkers[::401][:4])
-    babble_test = tuple(str(p) for p in talkers[200::397][:4])
-    recipe = RECIPES[DEFAULT_RECIPE]
+    # The babble talkers of bench.accuracy and experiments/ablation.py.
+    babble_train, babble_test = babble_talkers(tess)
+    recipe = replace(DEFAULT, name="speech-stats-v2-voices")  # the name its rows were logged as
     common = {
         "cache_dir": default_cache_dir(),
         "workers": args.workers,
@@ -301,7 +298,7 @@ def main() -> None:
                     folds_file.write(json.dumps(row | fold_ua) + "\n")
 
     if "cross-corpus" in args.protocols:
-        # As bench/accuracy.py's protocol 4: the shared seven labels, RAVDESS "calm" left out.
+        # As bench.accuracy's protocol 4: the shared seven labels, RAVDESS "calm" left out.
         rav7 = read_ravdess(args.data_root / "ravdess")
         calm = {c.path for c in rav8 if c.label == "calm"}
         both = tess + [c for c in rav7 if c.path not in calm]

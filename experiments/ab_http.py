@@ -1,11 +1,11 @@
 """Server CPU per `POST /predict` of this tree against another commit, in alternating runs.
 
-    .venv/bin/python bench/ab_http.py BASE_COMMIT [--rounds 3] [--seconds 4]
+    .venv/bin/python -m experiments.ab_http BASE_COMMIT [--rounds 3] [--seconds 4]
 
 This machine's speed drifts by 15% and more between runs (a shared VM: the same paper-style
 baseline took 47 ms of CPU a request in one session and 55 ms in the next), so a change is
 judged by alternating the two servers under the same load, not by comparing two
-`bench/speed.py` reports. Each round starts the base commit's server (from a temporary
+`python -m bench.speed` reports. Each round starts the base commit's server (from a temporary
 `git worktree`) and this tree's, one after the other, pinned to core 0 with wrk on core 1, and
 measures server CPU (user + system, `/proc`) per request for 3 s 16 kHz WAV uploads at
 concurrency 4.
@@ -20,28 +20,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import speed  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench import http_load
+from bench.clips import encode, speech_like
+from bench.http_load import ROOT
 
 
 def cpu_ms_per_request(tree: Path, body: bytes, seconds: float) -> float:
-    port = speed.free_port()
+    port = http_load.free_port()
     # The tree's own packages first: the editable install points at this checkout.
     code = (
         f"import sys; sys.path.insert(0, {str(tree)!r}); import uvicorn; "
         f"uvicorn.run('service.main:app', port={port}, log_level='warning', access_log=False)"
     )
-    proc = speed.start([sys.executable, "-c", code], {"OPENBLAS_NUM_THREADS": "1"}, core="0")
+    proc = http_load.start([sys.executable, "-c", code], {"OPENBLAS_NUM_THREADS": "1"}, core="0")
     try:
-        speed.wait_ready(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        http_load.wait_ready(f"http://127.0.0.1:{port}/readyz", proc=proc)
         url = f"http://127.0.0.1:{port}/predict"
-        speed.load_wrk(url, body, 1, 1)  # warm-up
-        before = speed.cpu_seconds(proc.pid)
-        run = speed.load_wrk(url, body, 4, seconds)
-        return 1000 * (speed.cpu_seconds(proc.pid) - before) / run["requests"]
+        http_load.load_wrk(url, body, 1, 1)  # warm-up
+        before = http_load.cpu_seconds(proc.pid)
+        run = http_load.load_wrk(url, body, 4, seconds)
+        return 1000 * (http_load.cpu_seconds(proc.pid) - before) / run["requests"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -56,7 +54,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
-    body = speed.encode(speed.speech_like(3.0, 16_000), 16_000, "WAV")
+    body = encode(speech_like(3.0, 16_000), 16_000, "WAV")
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
         subprocess.run(
