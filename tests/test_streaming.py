@@ -130,17 +130,23 @@ def test_stream_segments_agree_with_the_timeline(client: TestClient) -> None:
         (json.dumps({"sample_rate": 500}), None, 1003),
         (json.dumps({"sample_rate": 96_000}), None, 1003),
         (json.dumps({"sample_rate": 16_000}), b"\x01\x02\x03", 1007),
+        (None, b"\x00\x00", 1007),  # audio before the configuration
+        (json.dumps({"sample_rate": 16_000}), "more text", 1007),
     ],
 )
 def test_bad_input_closes_with_a_reason(
-    client: TestClient, first: str, payload: bytes | None, code: int
+    client: TestClient, first: str | None, payload: bytes | str | None, code: int
 ) -> None:
     with client.websocket_connect("/v1/stream") as ws:
-        ws.send_text(first)
-        if payload is not None:
+        if first is not None:
+            ws.send_text(first)
+        if isinstance(payload, bytes):
             ws.send_bytes(payload)
+        elif payload is not None:
+            ws.send_text(payload)
         closed = closed_with(ws)
     assert closed.code == code and closed.reason
+    assert client.get("/metrics").json()["service"]["errors"] == {"invalid_stream": 1}
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ class ServiceStats:
         self.registry = CollectorRegistry()
         self.prom_requests = PromCounter(
             "ser_requests",
-            "HTTP requests by route and status",
+            "HTTP requests and WebSocket streams by route and status (a stream's close code)",
             ["route", "status"],
             registry=self.registry,
         )

@@ -107,6 +107,22 @@ def _parse_config(text: str) -> tuple[int, float, float]:
     return rate, window_s, hop_s
 
 
+async def _read_config(websocket: WebSocket, timeout: float) -> tuple[int, float, float]:
+    """The first message: sample rate, window and hop, within ``timeout`` seconds."""
+    try:
+        with anyio.fail_after(timeout):
+            message = await websocket.receive()
+    except TimeoutError as exc:
+        reason = f"no configuration message within {timeout:g} s"
+        raise StreamError(POLICY, reason, kind="stream_config_timeout") from exc
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        raise StreamError(INVALID, "the first message must be JSON text with sample_rate")
+    return _parse_config(text)
+
+
 def _authorise(websocket: WebSocket) -> None:
     """The HTTP routes' key check; browsers cannot set headers on a WebSocket, hence
     ``?api_key=`` as well."""
@@ -137,19 +153,14 @@ async def _serve(
     Raises :class:`StreamError` for every way a stream can fail: the errors the HTTP routes
     share (:func:`service.errors.describe_error`) are turned into close codes here.
     """
-    timeout = settings.stream_config_timeout_s
     try:
         _authorise(websocket)
         model = ready_model(websocket)
-        with anyio.fail_after(timeout):
-            rate, window_s, hop_s = _parse_config(await websocket.receive_text())
+        rate, window_s, hop_s = await _read_config(websocket, settings.stream_config_timeout_s)
         session = _Session(
             websocket, model, settings, stats, limiter, rate=rate, window_s=window_s, hop_s=hop_s
         )
         await session.run()
-    except TimeoutError as exc:
-        reason = f"no configuration message within {timeout:g} s"
-        raise StreamError(POLICY, reason, kind="stream_config_timeout") from exc
     except (StreamError, WebSocketDisconnect):
         raise
     except Exception as exc:
