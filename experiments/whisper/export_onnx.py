@@ -3,6 +3,9 @@
 Writes ``/tmp/whisper/whisper_tiny_en_encoder.onnx`` (float32; input ``mel`` (B, 80, F) with
 F even and <= 3000; outputs ``encoded`` (B, F/2, 384) and ``hidden`` (5, B, F/2, 384)) and
 ``..._int8.onnx`` (MatMul weights quantised per channel, dynamic activations).
+``--layers 3`` (say) builds only the first 3 transformer layers instead, to time an encoder
+cut where the probe finds emotion best (``..._l3.onnx``; there ``hidden`` ends with layer 3's
+output and ``encoded`` is that output through the final norm, which is not Whisper's).
 
 Run::
 
@@ -25,7 +28,16 @@ FLOAT_NAME = "whisper_tiny_en_encoder.onnx"
 INT8_NAME = "whisper_tiny_en_encoder_int8.onnx"
 
 
-def export(out_dir: Path, opset: int) -> Path:
+def model_names(layers: int = 4) -> tuple[str, str]:
+    """File names of the float and int8 models for an encoder cut after ``layers`` layers."""
+    if layers == 4:
+        return FLOAT_NAME, INT8_NAME
+    return FLOAT_NAME.replace(".onnx", f"_l{layers}.onnx"), INT8_NAME.replace(
+        ".onnx", f"_l{layers}.onnx"
+    )
+
+
+def export(out_dir: Path, opset: int, layers: int = 4) -> Path:
     import tensorflow as tf
     import tf2onnx
     from keras_encoder import WhisperEncoder, sinusoids
@@ -36,7 +48,7 @@ def export(out_dir: Path, opset: int) -> Path:
         "stored position table vs whisper's sinusoids: max abs diff "
         f"{np.abs(table - sinusoids()).max():.2e} (float16 storage)"
     )
-    encoder = WhisperEncoder(name="whisper_encoder")
+    encoder = WhisperEncoder(n_layers=layers, name="whisper_encoder")
     encoder.load(variables)
 
     @tf.function(input_signature=[tf.TensorSpec((None, 80, None), tf.float32, name="mel")])
@@ -47,7 +59,7 @@ def export(out_dir: Path, opset: int) -> Path:
             "hidden": tf.identity(hidden, name="hidden"),
         }
 
-    path = out_dir / FLOAT_NAME
+    path = out_dir / model_names(layers)[0]
     tf2onnx.convert.from_function(
         encode,
         input_signature=encode.input_signature,
@@ -58,10 +70,10 @@ def export(out_dir: Path, opset: int) -> Path:
     return path
 
 
-def quantise(float_path: Path) -> Path:
+def quantise(float_path: Path, layers: int = 4) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    path = float_path.with_name(INT8_NAME)
+    path = float_path.with_name(model_names(layers)[1])
     quantize_dynamic(
         str(float_path),
         str(path),
@@ -77,9 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--layers", type=int, default=4, choices=(1, 2, 3, 4))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    quantise(export(args.out, args.opset))
+    quantise(export(args.out, args.opset, args.layers), args.layers)
 
 
 if __name__ == "__main__":

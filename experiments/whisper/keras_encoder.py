@@ -84,9 +84,10 @@ class WhisperEncoder(keras.layers.Layer):
     """The encoder. ``call`` maps log-mel (B, 80, F) to every layer's output.
 
     Returns a tuple ``(encoded, hidden)``: ``encoded`` (B, F/2, 384) is the final-norm
-    output (what CTranslate2's ``Whisper.encode`` returns); ``hidden`` (5, B, F/2, 384)
-    stacks the input to layer 0 (convolutions + positions) and each layer's output, before
-    the final norm, so the probe can compare layers.
+    output (what CTranslate2's ``Whisper.encode`` returns); ``hidden``
+    (n_layers + 1, B, F/2, 384) stacks the input to layer 0 (convolutions + positions) and
+    each layer's output, before the final norm, so the probe can compare layers.
+    ``n_layers`` below 4 cuts the encoder short (Whisper itself has 4).
     """
 
     def __init__(self, n_layers: int = 4, **kwargs: object) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from common import DATA, OUT, ct2_model_dir, load_audio, say
-from export_onnx import FLOAT_NAME, INT8_NAME
+from export_onnx import FLOAT_NAME, INT8_NAME, model_names
 from frontend import WINDOW_SAMPLES, even_frames, log_mel
 
 CLIPS = (
@@ -80,6 +80,15 @@ def main() -> None:
                 ("ct2 int8 vs ct2 float32", ct2_int8),
             ):
                 rows.setdefault(f"{name} ({window})", []).append(compare(name, ref, out))
+    # The cut encoders (export_onnx.py --layers N) must give the full encoder's layer N.
+    mel = np.ascontiguousarray(even_frames(log_mel(load_audio(args.data / CLIPS[0])))[None])
+    full_hidden = onnx["float"].run(["hidden"], {"mel": mel})[0]
+    for layers in (2, 3):
+        path = args.out / model_names(layers)[0]
+        if path.exists():
+            cut = session(path).run(["hidden"], {"mel": mel})[0]
+            diff = np.abs(cut[-1] - full_hidden[layers]).max()
+            say(f"cut after {layers} layers vs full encoder's layer {layers}: max|diff| {diff:.2e}")
     say("summary over clips: worst max|diff|, lowest corr, lowest mean-pool cosine")
     for name, vals in rows.items():
         arr = np.array(vals)

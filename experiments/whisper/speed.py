@@ -1,0 +1,119 @@
+"""Task 4: cost of the Whisper encoder features on a 3 s clip, one core.
+
+Medians of ``--repeats`` runs (10 for the 30 s windows), after warm-up, run round-robin, of: librosa's MFCC-40
+(the yardstick, same clip, same run), Whisper's numpy log-mel, the ONNX encoder (float32 and int8, onnxruntime with one
+intra-op thread) at the clip's own length and padded to Whisper's 30 s window, and
+CTranslate2's ``encode`` for reference. Pin to one core and one BLAS thread::
+
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from common import DATA, OUT, ct2_model_dir, load_audio, say
+from export_onnx import FLOAT_NAME, INT8_NAME, model_names
+from frontend import WINDOW_SAMPLES, even_frames, log_mel
+from parity import session
+
+CLIP = "ravdess/Actor_01/03-01-05-02-01-01-01.flac"
+
+
+def interleaved_medians(
+    cases: dict[str, Callable[[], object]], repeats: dict[str, int], warmup: int = 5
+) -> dict[str, float]:
+    """Median wall time in ms of each case, the cases run round-robin.
+
+    Round-robin rather than one case after another, so that a burst of load from other
+    processes on the shared core lands on every case alike instead of on whichever case
+    happened to run then.
+    """
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for round_ in range(max(repeats.values())):
+        for name, fn in cases.items():
+            if round_ < repeats[name]:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
+
+
+def main() -> None:
+    import ctranslate2
+    import librosa
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--cuts", type=int, nargs="*", default=[2, 3], help="encoders cut after N layers"
+    )
+    args = parser.parse_args()
+
+    n = int(args.seconds * 16000)
+    audio = load_audio(args.data / CLIP)
+    audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
+    own = even_frames(log_mel(audio))[None]
+    padded = log_mel(audio, pad_to=WINDOW_SAMPLES)[None]
+    onnx = {"float32": session(args.out / FLOAT_NAME), "int8": session(args.out / INT8_NAME)}
+    ct2 = {
+        kind: ctranslate2.models.Whisper(
+            str(ct2_model_dir()), device="cpu", compute_type=kind, intra_threads=1
+        )
+        for kind in ("float32", "int8")
+    }
+
+    def ct2_encode(kind: str, mel: np.ndarray) -> Callable[[], object]:
+        return lambda: ct2[kind].encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
+
+    def onnx_encode(kind: str, mel: np.ndarray) -> Callable[[], object]:
+        return lambda: onnx[kind].run(["encoded"], {"mel": mel})
+
+    def onnx_hidden(cut: object, mel: np.ndarray) -> Callable[[], object]:
+        return lambda: cut.run(["hidden"], {"mel": mel})  # type: ignore[attr-defined]
+
+    cases: dict[str, Callable[[], object]] = {
+        "librosa mfcc n_mfcc=40": lambda: librosa.feature.mfcc(y=audio, sr=16000, n_mfcc=40),
+        "whisper log-mel (own length)": lambda: log_mel(audio),
+        "whisper log-mel (30 s)": lambda: log_mel(audio, pad_to=WINDOW_SAMPLES),
+    }
+    for kind in ("float32", "int8"):
+        cases[f"onnx {kind} encoder (own length)"] = onnx_encode(kind, own)
+        cases[f"onnx {kind} encoder (30 s)"] = onnx_encode(kind, padded)
+        cases[f"ct2 {kind} encode (own length)"] = ct2_encode(kind, own)
+        cases[f"ct2 {kind} encode (30 s)"] = ct2_encode(kind, padded)
+    for layers in args.cuts:
+        for kind, name in zip(("float32", "int8"), model_names(layers), strict=True):
+            if (args.out / name).exists():
+                cases[f"onnx {kind} layers 1-{layers} (own length)"] = onnx_hidden(
+                    session(args.out / name), own
+                )
+    repeats = {name: args.repeats if "30 s" not in name else 10 for name in cases}
+    results = interleaved_medians(cases, repeats)
+    mfcc = results["librosa mfcc n_mfcc=40"]
+    say(f"{args.seconds:g} s clip ({n} samples, mel {own.shape[1:]}), medians:")
+    for name, ms in results.items():
+        say(f"  {name:44s} {ms:8.2f} ms  {ms / mfcc:6.2f} x MFCC")
+    for kind in ("float32", "int8"):
+        encoders = [f"onnx {kind} encoder ({window})" for window in ("own length", "30 s")]
+        encoders += [f"onnx {kind} layers 1-{layers} (own length)" for layers in args.cuts]
+        for encoder in encoders:
+            if encoder in results:
+                window = "30 s" if "30 s" in encoder else "own length"
+                total = results[f"whisper log-mel ({window})"] + results[encoder]
+                name = "log-mel + " + encoder
+                say(f"  {name:44s} {total:8.2f} ms  {total / mfcc:6.2f} x MFCC")
+
+
+if __name__ == "__main__":
+    main()
