@@ -166,3 +166,48 @@ def test_the_systems_are_the_product_recipes_unless_a_study_passes_its_own() -> 
     variant = replace(default, name="mixup", config=replace(default.config, mixup=0.2))
     study = build_parser({**RECIPES, variant.name: variant}, "python -m experiments.ablation")
     assert study.parse_args(["--systems", "default", "mixup"]).systems == ["default", "mixup"]
+
+
+@pytest.mark.slow
+def test_a_recipe_object_trains_on_a_fold_and_scores_its_test_sets(tmp_path) -> None:
+    """What every protocol does with a system: features of the recipe's own feature set
+    object (and its augmented copies), one fold trained as the trainer trains, test sets
+    scored; a variant built with ``replace`` needs no registering."""
+    from dataclasses import replace
+
+    import soundfile as sf
+
+    from bench.scoring import Features, score, train_predict
+    from tests.helpers import tone
+    from trainer.recipes import RECIPES
+
+    paper = RECIPES["paper"]
+    variant = replace(
+        paper,
+        name="tiny",
+        config=replace(paper.config, hidden=(8,), epochs=3, augmentations=("white@20",)),
+    )
+    labels = ["angry", "sad"]
+    clips = []
+    for speaker in range(4):
+        for label, freq in zip(labels, (300.0, 120.0), strict=True):
+            for i in range(4):
+                path = tmp_path / f"{speaker}-{label}-{i}.wav"
+                sf.write(path, tone(freq=freq * (1 + 0.02 * i), seconds=0.3, seed=i), 16_000)
+                clips.append(Clip(path, label, f"c:{speaker}", "c"))
+    feats = Features(
+        clips, cache_dir=tmp_path / "cache", workers=1, babble_train=(), babble_test=()
+    )
+    y = np.array([labels.index(c.label) for c in clips])
+    train = np.flatnonzero([c.speaker != "c:3" for c in clips])
+    test = np.flatnonzero([c.speaker == "c:3" for c in clips])
+    x = feats.get(variant.feature_set)
+    assert x.shape == (len(clips), 40) and feats.get(paper.feature_set) is x
+    out = train_predict(variant, feats, train, {"test": x[test]}, labels, y, seed=1)
+    assert out["temperature"] > 0
+    for kind in ("raw", "calibrated"):
+        assert out["test"][kind].shape == (len(test), 2)
+        np.testing.assert_allclose(out["test"][kind].sum(axis=1), 1.0, atol=1e-5)
+    assert np.sum(score(out["test"], y[test], labels)["confusion"]) == len(test)
+    # The clean features and the recipe's one augmented copy, each extracted once.
+    assert len(list((tmp_path / "cache").iterdir())) == 2
