@@ -1,5 +1,5 @@
-"""Accuracy benchmark: every protocol of issue 3, the paper's recipe beside both bundled
-models' recipes.
+"""Accuracy benchmark: every protocol of docs/accuracy.md, the paper's recipe beside both
+bundled models' recipes.
 
     .venv/bin/python -m bench.accuracy [--data-root ../shared/data] [--seeds 42 43] [--quick]
 
@@ -46,7 +46,7 @@ from trainer.recipes import RECIPES
 
 log = logging.getLogger("bench.accuracy")
 
-#: Protocol groups, by the issue's numbers: 3 includes 6 (noise) unless --quick.
+#: Protocol groups, numbered as in docs/accuracy.md: 3 includes 6 (noise) unless --quick.
 PROTOCOLS = ("random", "cross-speaker", "ravdess", "cross-corpus", "pooled")
 NOISES = ("white@20", "white@10", "white@5", "babble@20", "babble@10", "babble@5")
 #: The names the bundled models' recipes had in reports before ``default`` and ``accurate``.

@@ -1,4 +1,4 @@
-"""The accuracy benchmark's report: measured UA against issue 3's targets, every protocol,
+"""The accuracy benchmark's report: measured UA against the accuracy targets, every protocol,
 per-class recall and confusion matrices (``docs/<out>.md``, ``.json``, ``docs/img/``)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _noise_cost_verdict(cost: float) -> str:
 
 
 def targets_table(results: dict[str, Any], systems: list[str]) -> str:
-    """Measured UA next to each issue-3 target, for every system, with a plain verdict for
+    """Measured UA next to each target, for every system, with a plain verdict for
     each system that is not the paper's (named when there are several)."""
     judged = [s for s in systems if s != "paper"] or systems[:1]
     lines = [
@@ -164,12 +164,12 @@ Raw results, per fold summaries and confusion matrices: `docs/{args.out}.json`{p
 Systems, trained and tested in the same run:
 {desc}
 
-## Targets (issue 3), measured
+## Targets, measured
 
 {targets_table(results, systems)}
 
 Features + inference time of a 3 s clip on one core (target < 10 ms): see
-`docs/accuracy-latency.md` (`experiments/accuracy_latency.py`).
+`docs/performance.md` (`experiments/accuracy_latency.py`).
 What was tried and kept, and why the targets are missed: `docs/experiments.md`.
 
 ## All protocols
