@@ -3,7 +3,7 @@
     .venv/bin/python -m experiments.ab_http BASE_COMMIT [--rounds 3] [--seconds 4]
 
 This machine's speed drifts by 15% and more between runs (a shared VM: the same paper-style
-baseline took 47 ms of CPU a request in one session and 55 ms in the next), so a change is
+baseline took 47 ms of CPU a request on one day and 55 ms on the next), so a change is
 judged by alternating the two servers under the same load, not by comparing two
 `python -m bench.speed` reports. Each round starts the base commit's server (from a temporary
 `git worktree`) and this tree's, one after the other, pinned to core 0 with wrk on core 1, and

@@ -110,7 +110,7 @@ def _default_plus(name: str, *augmentations: str) -> Recipe:
 
 
 #: Changes to the statistics, with the default's training: which of v2's choices matter, and
-#: cheaper front ends for the speed issue. Results and reading: docs/experiments.md.
+#: cheaper front ends for speed. Results and reading: docs/experiments.md.
 _FEATURE_ABLATIONS: dict[str, dict[str, Any]] = {
     "v2-pitch-16k-10ms": {"pitch_rate": 16000, "pitch_hop": 160},
     "v2-hop-20ms": {"spectral": replace(V2.config.spectral, hop_length=320), "pitch_hop": 320},

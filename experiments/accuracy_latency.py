@@ -1,4 +1,4 @@
-"""Features + inference cost of one 3 s clip, per model, on one core (issue 3 target: < 10 ms).
+"""Features + inference cost of one 3 s clip, per model, on one core (target: < 10 ms).
 
     taskset -c 0 .venv/bin/python -m experiments.accuracy_latency [--model models/ser-default.onnx ...]
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m experiments.frame_cnn [--protocols ablation cross-corpus] [--epochs 40]
 
-Issue 3 asks whether a frame-level model (log-mel sequences, a small 1-D CNN, attention
-pooling) beats utterance statistics + MLP on voices it has never heard. This trains one on
+Does a frame-level model (log-mel sequences, a small 1-D CNN, attention pooling) beat
+utterance statistics + MLP on voices it has never heard? This trains one on
 the folds of ``experiments/ablation.py`` (RAVDESS actor-independent 8 classes, clean and with
 white and babble noise at 10 dB in the test audio; TESS cross-speaker), with the bundled
 recipe's augmentations, speaker-disjoint early stopping and class weights, seed 42. On the
