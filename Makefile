@@ -22,7 +22,7 @@ $(VENV)/.service: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e ".[trainer,dev]"
+	$(PIP) install --quiet -e ".[trainer,dev,batch]"
 	@touch $@ $(VENV)/.service
 
 # make run MODEL=models/ser-accurate.onnx serves the opt-in accurate model instead.
