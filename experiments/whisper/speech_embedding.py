@@ -105,11 +105,15 @@ def cost(model: SpeechEmbedding, data: Path, repeats: int) -> None:
         "speech_embedding mel": lambda: model.mel(audio),
         "speech_embedding mel + embeddings": lambda: model.embed(audio),
     }
-    results = interleaved_medians(cases, dict.fromkeys(cases, repeats))
+    results, cpu = interleaved_medians(cases, dict.fromkeys(cases, repeats))
     windows = model.embed(audio).shape[0]
     say(f"3 s clip, medians of {repeats} ({windows} embedding windows):")
+    ref, ref_cpu = results["librosa mfcc n_mfcc=40"], cpu["librosa mfcc n_mfcc=40"]
     for name, ms in results.items():
-        say(f"  {name:36s} {ms:7.2f} ms  {ms / results['librosa mfcc n_mfcc=40']:5.2f} x MFCC")
+        say(
+            f"  {name:36s} wall {ms:7.2f} ms {ms / ref:5.2f} x MFCC, "
+            f"cpu {cpu[name]:7.2f} ms {cpu[name] / ref_cpu:5.2f} x MFCC"
+        )
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """Task 4: cost of the Whisper encoder features on a 3 s clip, one core.
 
-Medians of ``--repeats`` runs (10 for the 30 s windows), after warm-up, run round-robin, of: librosa's MFCC-40
-(the yardstick, same clip, same run), Whisper's numpy log-mel, the ONNX encoder (float32 and int8, onnxruntime with one
-intra-op thread) at the clip's own length and padded to Whisper's 30 s window, and
-CTranslate2's ``encode`` for reference. Pin to one core and one BLAS thread::
+Medians (wall and process CPU time) of ``--repeats`` runs (10 for the 30 s windows), after
+warm-up, run round-robin, of: librosa's MFCC-40 (the yardstick, same clip, same run),
+Whisper's numpy log-mel, the ONNX encoder (float32 and int8, onnxruntime with one intra-op
+thread) at the clip's own length and padded to Whisper's 30 s window, the encoder cut after
+2 or 3 layers (``export_onnx.py --layers N``), and CTranslate2's ``encode`` for reference. Pin to one core and one BLAS thread::
 
     OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/speed.py
 """
@@ -26,24 +27,30 @@ CLIP = "ravdess/Actor_01/03-01-05-02-01-01-01.flac"
 
 def interleaved_medians(
     cases: dict[str, Callable[[], object]], repeats: dict[str, int], warmup: int = 5
-) -> dict[str, float]:
-    """Median wall time in ms of each case, the cases run round-robin.
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time and median process CPU time, in ms, of each case, run round-robin.
 
     Round-robin rather than one case after another, so that a burst of load from other
     processes on the shared core lands on every case alike instead of on whichever case
-    happened to run then.
+    happened to run then. The CPU time (all threads of this process) is what a case costs
+    when it has the core to itself; the wall time also holds the waits for a busy core.
     """
     for fn in cases.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for round_ in range(max(repeats.values())):
         for name, fn in cases.items():
             if round_ < repeats[name]:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+    return (
+        {name: float(np.median(t) * 1e3) for name, t in wall.items()},
+        {name: float(np.median(t) * 1e3) for name, t in cpu.items()},
+    )
 
 
 def main() -> None:
@@ -99,20 +106,24 @@ def main() -> None:
                     session(args.out / name), own
                 )
     repeats = {name: args.repeats if "30 s" not in name else 10 for name in cases}
-    results = interleaved_medians(cases, repeats)
-    mfcc = results["librosa mfcc n_mfcc=40"]
-    say(f"{args.seconds:g} s clip ({n} samples, mel {own.shape[1:]}), medians:")
-    for name, ms in results.items():
-        say(f"  {name:44s} {ms:8.2f} ms  {ms / mfcc:6.2f} x MFCC")
+    wall, cpu = interleaved_medians(cases, repeats)
+    say(f"{args.seconds:g} s clip ({n} samples, mel {own.shape[1:]}); medians, wall and CPU time:")
+    say(f"  {'':52s} {'wall':>8s} {'x MFCC':>7s} {'cpu':>8s} {'x MFCC':>7s}")
+
+    def row(name: str, keys: list[str]) -> None:
+        w, c = sum(wall[k] for k in keys), sum(cpu[k] for k in keys)
+        w_ref, c_ref = wall["librosa mfcc n_mfcc=40"], cpu["librosa mfcc n_mfcc=40"]
+        say(f"  {name:52s} {w:8.2f} {w / w_ref:7.2f} {c:8.2f} {c / c_ref:7.2f}")
+
+    for name in cases:
+        row(name, [name])
     for kind in ("float32", "int8"):
         encoders = [f"onnx {kind} encoder ({window})" for window in ("own length", "30 s")]
         encoders += [f"onnx {kind} layers 1-{layers} (own length)" for layers in args.cuts]
         for encoder in encoders:
-            if encoder in results:
+            if encoder in cases:
                 window = "30 s" if "30 s" in encoder else "own length"
-                total = results[f"whisper log-mel ({window})"] + results[encoder]
-                name = "log-mel + " + encoder
-                say(f"  {name:44s} {total:8.2f} ms  {total / mfcc:6.2f} x MFCC")
+                row("log-mel + " + encoder, [f"whisper log-mel ({window})", encoder])
 
 
 if __name__ == "__main__":
