@@ -12,7 +12,7 @@ Run::
 
     /tmp/wvenv/bin/pip download --no-deps --no-binary :all: openai-whisper==20250625 \
         -d /tmp/whisper/wheels
-    /tmp/wvenv/bin/python experiments/whisper/check_frontend.py \
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.check_frontend \
         --whisper-sdist /tmp/whisper/wheels/openai_whisper-20250625.tar.gz
 """
 
@@ -24,9 +24,10 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, load_audio, say
-from frontend import WINDOW_SAMPLES, log_mel, mel_filters
-from provenance import TESS_CLIPS
+
+from experiments.whisper.common import DATA, load_audio, say
+from experiments.whisper.frontend import WINDOW_SAMPLES, log_mel, mel_filters
+from experiments.whisper.provenance import TESS_CLIPS
 
 
 def whisper_filters(sdist: Path) -> np.ndarray:

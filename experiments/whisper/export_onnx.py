@@ -9,7 +9,7 @@ output and ``encoded`` is that output through the final norm, which is not Whisp
 
 Run::
 
-    taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/export_onnx.py
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.export_onnx
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from common import OUT, ct2_model_dir, say  # noqa: E402
-from ct2_weights import read_model_bin  # noqa: E402
+
+from experiments.whisper.common import OUT, ct2_model_dir, say  # noqa: E402
+from experiments.whisper.ct2_weights import read_model_bin  # noqa: E402
 
 FLOAT_NAME = "whisper_tiny_en_encoder.onnx"
 INT8_NAME = "whisper_tiny_en_encoder_int8.onnx"
@@ -40,7 +41,8 @@ def model_names(layers: int = 4) -> tuple[str, str]:
 def export(out_dir: Path, opset: int, layers: int = 4) -> Path:
     import tensorflow as tf
     import tf2onnx
-    from keras_encoder import WhisperEncoder, sinusoids
+
+    from experiments.whisper.keras_encoder import WhisperEncoder, sinusoids
 
     _, variables = read_model_bin(ct2_model_dir() / "model.bin")
     table = variables["encoder/position_encodings/encodings"].astype(np.float32)

