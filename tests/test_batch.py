@@ -11,8 +11,12 @@ import csv
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,46 +351,56 @@ def test_nothing_to_score_exits_2_before_ray(tmp_path: Path, tiny_model: Path) -
     assert _run(tmp_path, "--out", tmp_path / "r.csv", model=tmp_path / "none.onnx") == 2
 
 
-# A cluster: a Ray head in another process, joined with --address.
+# A cluster: a Ray head started as an operator would (`ray start --head`), joined through its
+# Ray Client port (ray://), where Ray Data's executor runs on the cluster, not in the command.
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A two-CPU Ray on loopback in a subprocess: its address, and the environment (with the
-    cluster's token) a client needs."""
+def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
+    """A two-CPU Ray head on loopback: its ray:// address, and the environment (with the
+    cluster's token) a client needs. Stopped with SIGINT, as Ctrl-C stops ``ray start --block``."""
     env = dict(
         os.environ,
-        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # loopback only
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # one machine: loopback only
         RAY_USAGE_STATS_ENABLED="0",
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=uuid.uuid4().hex,
     )
-    code = (
-        "import signal, sys, time, ray\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"  # exit runs ray.shutdown
-        "ray.init(num_cpus=2, include_dashboard=False)\n"
-        "print(ray.get_runtime_context().gcs_address, flush=True)\n"
-        "while True: time.sleep(1)\n"
-    )
-    log = (tmp_path / "head.log").open("w")
+    client_port = _free_port()
+    # A short folder of its own: Ray's socket paths must stay under 108 bytes.
+    temp = Path(tempfile.mkdtemp(prefix="ser-ray-"))
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block"]
+    command += ["--port", str(_free_port()), "--ray-client-server-port", str(client_port)]
+    command += ["--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"]
+    log = (temp / "head.log").open("w")
     head = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=log, text=True, env=env
+        [*command, "--temp-dir", str(temp)], stdout=log, stderr=subprocess.STDOUT, env=env
     )
     try:
-        assert head.stdout is not None
-        address = head.stdout.readline().strip()
-        assert address.startswith("127.0.0.1:"), (tmp_path / "head.log").read_text()
-        yield address, env
+        deadline = time.monotonic() + 60
+        while "Ray runtime started" not in (temp / "head.log").read_text():
+            assert head.poll() is None and time.monotonic() < deadline, (
+                temp / "head.log"
+            ).read_text()
+            time.sleep(0.5)
+        yield f"ray://127.0.0.1:{client_port}", env
     finally:
-        head.terminate()
+        head.send_signal(signal.SIGINT)
         try:
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             head.kill()
         log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_the_command_on_a_cluster_address(
+def test_the_command_on_a_ray_client_address(
     ray_head: tuple[str, dict[str, str]],
     parquet_out: Path,
     folder: Path,
@@ -398,8 +412,8 @@ def test_the_command_on_a_cluster_address(
     command = [sys.executable, "-m", "service.batch.cli", str(folder), "--out", str(out)]
     command += ["--address", address, "--model", str(tiny_model), "--max-seconds", MAX_SECONDS]
     done = subprocess.run(
-        command + ["--no-progress"], env=env, capture_output=True, text=True, timeout=300
+        [*command, "--no-progress"], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Connected to Ray cluster" in done.stderr
+    assert "(RemoteDriver pid=" in done.stderr  # the dataset ran in an actor of the cluster
     assert _by_path(_read(out)) == _by_path(_read(parquet_out))

@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,8 +101,8 @@ def run(args: argparse.Namespace) -> Summary:
         todo = [path for path in inputs if path not in output.done]
         summary.inputs, summary.skipped = len(inputs), len(inputs) - len(todo)
         if todo:
-            options = JobOptions(
-                model_path=Path(args.model),
+            options = JobOptions.for_model(
+                args.model,
                 timeline=args.timeline,
                 workers=args.workers,
                 max_seconds=args.max_seconds,
