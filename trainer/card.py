@@ -114,6 +114,18 @@ def _regularisers(config: TrainConfig) -> str:
     return f"\n  Regularised by {' and '.join(parts)}." if parts else ""
 
 
+def _corpus_mix(config: TrainConfig) -> str:
+    parts = []
+    if config.mask_absent_labels:
+        parts.append(
+            "each clip's loss is taken over its own corpus's labels (a corpus without a label "
+            "never pushes a clip away from it)"
+        )
+    if config.balance != "none":
+        parts.append(f"each {config.balance} carries equal total weight (times class weights)")
+    return f"\n  Corpora mixed: {'; '.join(parts)}." if parts else ""
+
+
 def _encoder_licence(metadata: dict[str, str]) -> list[str]:
     """The pretrained encoder a feature set runs, if any: its own licence travels too."""
     encoder = json.loads(metadata[contract.KEY_FEATURE_CONFIG]).get("encoder")
@@ -153,7 +165,7 @@ def write_card(
 - Features: `{metadata[contract.KEY_FEATURE_SET]}` (full configuration in the ONNX metadata `{contract.KEY_FEATURE_CONFIG}`)
 - Network: `{config.architecture}`, hidden {list(config.hidden)}, dropout {config.dropout}; Adam lr {config.learning_rate},
   {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; class weights {config.class_weights};
-  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}{_fusion(config)}{_regularisers(config)}
+  best epoch on speaker-disjoint validation kept; input standardisation inside the graph.{_ensemble(config)}{_fusion(config)}{_regularisers(config)}{_corpus_mix(config)}
 - Augmentation: {", ".join(config.augmentations) or "none"} (each a copy of the training clips,
   featurised by the same feature module).
 - Calibration: {_calibration(metadata)}

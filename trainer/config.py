@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: The groups ``TrainConfig.balance`` can give equal training weight to.
+BALANCE_MODES = ("none", "speaker", "corpus")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -36,7 +39,18 @@ class TrainConfig:
     #: Mixup: each training batch is blended with a shuffled copy of itself (features,
     #: labels and class weights alike) at a Beta(mixup, mixup) ratio per clip; 0 = off.
     mixup: float = 0.0
+    #: Each clip's loss is the cross-entropy over the labels its own corpus has (the
+    #: probabilities renormalised over them), so a clip of a corpus without "surprise" is
+    #: never pushed away from surprise; the exported graph still outputs every label.
+    mask_absent_labels: bool = False
+    #: Per-clip sample weights giving each speaker ("speaker") or each corpus ("corpus")
+    #: equal total weight in training, times the class weights, renormalised to mean 1.
+    balance: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.balance not in BALANCE_MODES:
+            raise ValueError(f"balance must be one of {BALANCE_MODES}, not {self.balance!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

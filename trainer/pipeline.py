@@ -18,6 +18,7 @@ from trainer.calibrate import apply_temperature, fit_temperature
 from trainer.card import write_card
 from trainer.config import TrainConfig
 from trainer.corpora import Clip
+from trainer.corpus_mix import fit_arguments
 from trainer.evaluate import (
     classification_metrics,
     expected_calibration_error,
@@ -78,11 +79,14 @@ def train_fold(
         clips, train_idx, fraction=config.validation_fraction, seed=config.seed
     )
     y_fit = np.concatenate([y[fit_idx]] * len(views))
+    pooled = fit_arguments(
+        clips, y, train_idx, fit_idx, val_idx, n_views=len(views), n_labels=n_labels, config=config
+    )
 
     def calibrated(columns: slice) -> tuple[Any, float]:
         x_fit = np.concatenate([view[fit_idx, columns] for view in views.values()])
         x_val = views[None][val_idx, columns]
-        model = fit(x_fit, y_fit, x_val, y[val_idx], n_labels=n_labels, config=config)
+        model = fit(x_fit, y_fit, x_val, y[val_idx], n_labels=n_labels, config=config, **pooled)
         return model, fit_temperature(predict_proba(model, x_val), y[val_idx])
 
     model, temperature = calibrated(slice(None))
