@@ -40,7 +40,12 @@ MFCC_RTOL = 1e-4
 
 #: What the bundled models and the recipes run; written out, so that a set added to or dropped
 #: from the registry is a decision a test sees, not a parameter list that follows it.
-SHIPPED_FEATURE_SETS = ("mfcc40-mean", "speech-stats-v2", "speech-stats-v2+ge2e-int8")
+SHIPPED_FEATURE_SETS = (
+    "mfcc40-mean",
+    "speech-stats-v2",
+    "speech-stats-v2+ge2e-int8",
+    "speech-stats-v2+whisper-l23-int8",
+)
 
 
 def test_the_registry_holds_the_shipped_sets_only_and_is_read_only() -> None:

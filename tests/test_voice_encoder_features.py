@@ -139,13 +139,17 @@ def test_only_the_encoders_a_registered_set_runs_ship() -> None:
     """service/encoders holds the packed files the registry's sets run and their licence:
     an encoder no served model uses is weight in every install, not a feature."""
     used = {
-        fs.config.encoder.file + PACKED_SUFFIX
+        encoder.file + PACKED_SUFFIX
         for fs in FEATURE_SETS.values()
         if isinstance(fs, StatsWithEncoder)
+        for encoder in fs.config.encoders
     }
-    assert used == {"resemblyzer-ge2e-int8.onnx" + PACKED_SUFFIX}
+    assert used == {
+        "resemblyzer-ge2e-int8.onnx" + PACKED_SUFFIX,
+        "whisper-tiny-en-l3-int8.onnx" + PACKED_SUFFIX,
+    }
     shipped = {path.name for path in ENCODER_DIR.iterdir()}
-    assert shipped == used | {"LICENSE-resemblyzer"}
+    assert shipped == used | {"LICENSE-resemblyzer", "LICENSE-whisper"}
 
 
 def test_a_missing_or_different_encoder_file_is_refused(tmp_path: Path) -> None:

@@ -10,6 +10,25 @@ output and ``encoded`` is that output through the final norm, which is not Whisp
 Run::
 
     OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.export_onnx
+
+The encoder the service ships (``service/encoders/whisper-tiny-en-l3-int8.onnx``, stored
+packed as ``.planes.xz``; ``WhisperEncoderConfig`` in ``service/features/whisper.py``) is
+``whisper_tiny_en_encoder_int8_l3.onnx`` from, in the README's venv (tf2onnx 1.17.0,
+TensorFlow 2.21, Keras 3.15, onnxruntime 1.32)::
+
+    OMP_NUM_THREADS=1 taskset -c 1 /tmp/wvenv/bin/python -m experiments.whisper.export_onnx \\
+        --layers 3
+    .venv/bin/python -c "from pathlib import Path; from service.features import pack_encoder; \\
+        Path('service/encoders/whisper-tiny-en-l3-int8.onnx.planes.xz').write_bytes( \\
+        pack_encoder(Path('/tmp/whisper/whisper_tiny_en_encoder_int8_l3.onnx').read_bytes()))"
+
+The export is not byte for byte reproducible: tf2onnx's optimiser keeps a different one of
+each set of duplicate constants and Shape nodes on each run (so their names and the node order
+differ), with or without ``PYTHONHASHSEED``. Four reruns gave four SHA-256s, every one with the
+same weights and bit-identical outputs to the shipped file on the same input (2026-12-07). As
+for the GE2E encoder, the contract is the shipped file's SHA-256,
+``efde1b875565ea23dcec1ae65b553fcfa0ee1b14b2850971c748ae21adfc2e18``; a re-export must be
+checked against it by its outputs, and changes the feature set's configuration if shipped.
 """
 
 from __future__ import annotations

@@ -10,14 +10,20 @@ Modules: :mod:`~service.features.frontend` (STFT, mel and MFCC in librosa's term
 librosa), :mod:`~service.features.mfcc` (the paper's MFCC means),
 :mod:`~service.features.speech_stats` (statistics over speech frames, with
 :mod:`~service.features.tracks` and :mod:`~service.features.pitch`),
-:mod:`~service.features.encoder` (a pretrained speaker encoder appended to them).
+:mod:`~service.features.encoder` (pretrained encoder files, Resemblyzer's speaker encoder),
+:mod:`~service.features.whisper` (Whisper tiny.en's encoder), :mod:`~service.features.combined`
+(the statistics followed by encoders' outputs).
 """
 
+from service.features.combined import (
+    StatsWithEncoder,
+    StatsWithEncoderConfig,
+    StatsWithEncodersConfig,
+)
 from service.features.encoder import (
     ENCODER_DIR,
     PACKED_SUFFIX,
-    StatsWithEncoder,
-    StatsWithEncoderConfig,
+    PretrainedEncoder,
     VoiceEncoder,
     VoiceEncoderConfig,
     pack_encoder,
@@ -42,11 +48,13 @@ from service.features.registry import (
     get_feature_set,
 )
 from service.features.speech_stats import SpeechStats, SpeechStatsConfig
+from service.features.whisper import WhisperEncoder, WhisperEncoderConfig
 
 __all__ = [
     "ENCODER_DIR",
     "FEATURE_SETS",
     "PACKED_SUFFIX",
+    "PretrainedEncoder",
     "RETIRED_FEATURE_SETS",
     "RETIRED_IN",
     "FeatureError",
@@ -59,8 +67,11 @@ __all__ = [
     "SpeechStatsConfig",
     "StatsWithEncoder",
     "StatsWithEncoderConfig",
+    "StatsWithEncodersConfig",
     "VoiceEncoder",
     "VoiceEncoderConfig",
+    "WhisperEncoder",
+    "WhisperEncoderConfig",
     "config_fingerprint",
     "extract_features",
     "get_feature_set",

@@ -1,6 +1,7 @@
-"""A pretrained speaker encoder (ONNX) as features: how its file is stored and checked, how
-it is run, and the feature set that appends its outputs to the speech statistics
-(``speech-stats-v2+ge2e-int8``, the features of ``models/ser-accurate.onnx``)."""
+"""Pretrained encoders (ONNX) as features: how their files are stored and checked
+(:class:`PretrainedEncoder`), and Resemblyzer's speaker encoder (:class:`VoiceEncoder`, the
+encoder of ``speech-stats-v2+ge2e-int8``, the features of ``models/ser-accurate.onnx``).
+:mod:`~service.features.combined` appends encoders' outputs to the speech statistics."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,7 +24,6 @@ from service.features.frontend import (
     SpectralFrontend,
     validated,
 )
-from service.features.speech_stats import SpeechStats, SpeechStatsConfig
 from service.features.tracks import column_mean_std
 
 #: Where the pretrained encoders that feature sets run live: inside the package, so the
@@ -49,6 +49,10 @@ class VoiceEncoderConfig:
     the configuration, so a model trained on one encoder file is refused by a service holding
     another.
     """
+
+    #: What a combined feature set records as this encoder's kind (not a field: the recorded
+    #: configuration of ``speech-stats-v2+ge2e-int8`` has none).
+    KIND: ClassVar[str] = "ge2e"
 
     file: str = "resemblyzer-ge2e-int8.onnx"
     sha256: str = "0e0ce85d4299ee877169c823b9a04f53bcee6296cf6d60d6bda8a66ba0742a55"
@@ -114,28 +118,20 @@ def read_encoder(path: Path) -> bytes:
         raise FeatureError(f"voice encoder not readable: {exc}") from exc
 
 
-class VoiceEncoder:
-    """Runs a :class:`VoiceEncoderConfig`'s network on audio; output ``(hidden * parts,)``."""
+class PretrainedEncoder:
+    """An ONNX encoder file in :data:`ENCODER_DIR`, checked against its SHA-256 and run in one
+    thread. What the encoders that feature sets run share."""
 
-    def __init__(self, config: VoiceEncoderConfig) -> None:
-        unknown = set(config.parts) - set(ENCODER_PARTS)
-        if unknown or not config.parts:
-            raise FeatureError(f"encoder parts must be among {ENCODER_PARTS}, not {config.parts}")
-        if config.edge_trim_db is not None and not config.edge_trim_db > 0:
-            raise FeatureError(f"edge_trim_db must be positive or None, not {config.edge_trim_db}")
-        self.config = config
-        self.frontend = SpectralFrontend(config.spectral, n_mfcc=0)
+    def __init__(self, file: str, sha256: str) -> None:
+        self._file = file
+        self._sha256 = sha256
         self._lock = threading.Lock()
         self._session: Any = None
         self._session_pid = -1
 
     @property
     def path(self) -> Path:
-        return ENCODER_DIR / self.config.file
-
-    @property
-    def dim(self) -> int:
-        return self.config.hidden * len(self.config.parts)
+        return ENCODER_DIR / self._file
 
     def session(self) -> Any:
         """The onnxruntime session, made on first use in each process (a session does not
@@ -151,21 +147,48 @@ class VoiceEncoder:
 
                 data = read_encoder(self.path)
                 digest = hashlib.sha256(data).hexdigest()
-                if digest != self.config.sha256:
+                if digest != self._sha256:
                     raise FeatureError(
-                        f"voice encoder {self.path} has SHA-256 {digest}, but this feature set "
-                        f"was defined on {self.config.sha256}: features would drift"
+                        f"encoder {self.path} has SHA-256 {digest}, but this feature set "
+                        f"was defined on {self._sha256}: features would drift"
                     )
                 options = ort.SessionOptions()
-                # One clip's LSTM is sequential work: the parallelism is the server's workers
-                # (and the trainer's processes), as for the other features.
+                # One clip's encoding is sequential work: the parallelism is the server's
+                # workers (and the trainer's processes), as for the other features.
                 options.intra_op_num_threads = options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                self._session = ort.InferenceSession(
-                    data, options, providers=["CPUExecutionProvider"]
-                )
+                session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+                self.check_session(session)
+                self._session = session
                 self._session_pid = os.getpid()
         return self._session
+
+    def check_session(self, session: Any) -> None:
+        """Raise :class:`FeatureError` if ``session`` cannot give what the configuration asks
+        for (nothing to check here)."""
+
+
+class VoiceEncoder(PretrainedEncoder):
+    """Runs a :class:`VoiceEncoderConfig`'s network on audio; output ``(hidden * parts,)``."""
+
+    def __init__(self, config: VoiceEncoderConfig) -> None:
+        unknown = set(config.parts) - set(ENCODER_PARTS)
+        if unknown or not config.parts:
+            raise FeatureError(f"encoder parts must be among {ENCODER_PARTS}, not {config.parts}")
+        if config.edge_trim_db is not None and not config.edge_trim_db > 0:
+            raise FeatureError(f"edge_trim_db must be positive or None, not {config.edge_trim_db}")
+        super().__init__(config.file, config.sha256)
+        self.config = config
+        self.frontend = SpectralFrontend(config.spectral, n_mfcc=0)
+
+    @property
+    def dim(self) -> int:
+        return self.config.hidden * len(self.config.parts)
+
+    def names(self, prefix: str = "ge2e") -> list[str]:
+        """Column names, ``<prefix>_<part><i>``, in output order."""
+        hidden = self.config.hidden
+        return [f"{prefix}_{part}{i}" for part in self.config.parts for i in range(hidden)]
 
     def mel_power(self, samples: np.ndarray) -> np.ndarray:
         """The encoder's input: power mel frames ``(frames, n_mels)`` of the clip with its
@@ -192,65 +215,3 @@ class VoiceEncoder:
         means, stds = column_mean_std(frames[0].astype(np.float64))
         outputs = {"embedding": embedding[0], "mean": means, "std": stds}
         return np.concatenate([outputs[part] for part in self.config.parts]).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class StatsWithEncoderConfig:
-    """Utterance statistics, then a pretrained encoder's pooled outputs."""
-
-    name: str
-    version: int
-    statistics: SpeechStatsConfig
-    encoder: VoiceEncoderConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "speech-stats+voice-encoder",
-            "name": self.name,
-            "version": self.version,
-            "statistics": self.statistics.to_dict(),
-            "encoder": self.encoder.to_dict(),
-        }
-
-
-class StatsWithEncoder:
-    """:class:`SpeechStats` followed by :class:`VoiceEncoder` outputs, shape ``(dim,)``.
-
-    Several times the statistics' cost (an LSTM over every 10 ms frame of speech): the features
-    of an opt-in model for when accuracy on many voices matters more than throughput.
-    """
-
-    def __init__(self, config: StatsWithEncoderConfig) -> None:
-        self.config = config
-        self.statistics = SpeechStats(config.statistics)
-        self.encoder = VoiceEncoder(config.encoder)
-        # The statistics' front end: what callers that inspect a feature set's spectra see.
-        self.frontend = self.statistics.frontend
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.statistics.spectral.sample_rate
-
-    @property
-    def dim(self) -> int:
-        return self.statistics.dim + self.encoder.dim
-
-    def names(self) -> list[str]:
-        hidden = self.config.encoder.hidden
-        encoded = [f"encoder_{p}{i}" for p in self.config.encoder.parts for i in range(hidden)]
-        return self.statistics.names() + encoded
-
-    def prepare(self) -> None:
-        """Load the encoder now (and check its file), not on the first clip."""
-        self.encoder.session()
-
-    def extract(self, samples: np.ndarray) -> np.ndarray:
-        """Feature vector of shape ``(dim,)``, float32, for mono ``samples`` of shape ``(n,)``."""
-        return np.concatenate([self.statistics.extract(samples), self.encoder.extract(samples)])
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
