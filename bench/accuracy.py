@@ -1,16 +1,20 @@
-"""Accuracy benchmark: every protocol of docs/accuracy.md, the paper's recipe beside both
-bundled models' recipes.
+"""Accuracy benchmark: leave one corpus out over the five corpora first, then RAVDESS
+actor-independent (8 classes and 7 labels) with its noisy test sets, TESS cross-speaker, pooled
+speaker-independent folds (with calibration) and the paper's TESS random split; the paper's
+recipe beside the bundled models' recipes and the eGeMAPS + linear SVM reference.
 
     .venv/bin/python -m bench.accuracy [--data-root ../shared/data] [--seeds 42 43] [--quick]
 
 Run from the repository root (``make bench-accuracy``). Writes docs/accuracy.md,
-docs/accuracy.json and confusion matrices in docs/img/. UA (unweighted accuracy, mean
-per-class recall) is the primary figure. A focused rerun (some protocols, other seeds) goes
-beside it, not over it, e.g.
+docs/accuracy.json and the headline protocols' confusion images in docs/img/. UA (unweighted
+accuracy, mean per-class recall) is the primary figure. A focused rerun (some protocols,
+other seeds) goes beside it, not over it, e.g.
 
-    .venv/bin/python -m bench.accuracy --protocols cross-corpus --seeds 43 44 \\
-        --systems default accurate --out accuracy-cross-corpus-seeds
+    .venv/bin/python -m bench.accuracy --protocols loco --seeds 44 45 \\
+        --systems default accurate --out accuracy-loco-seeds
 
+``--quick`` is a smoke run (one seed, LOCO and RAVDESS with its noise, networks trained
+briefly) into docs/accuracy-quick.md; its figures are not the recipes' accuracy.
 Studies run their own variants through :func:`main` (``systems=``): see ``experiments/``.
 """
 
@@ -29,26 +33,36 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy_report import DOCS, write_report
-from bench.scoring import (
-    Features,
-    System,
-    babble_talkers,
-    pooled,
-    ravdess_folds,
-    score,
-    train_predict,
+from bench import egemaps
+from bench.accuracy_report import (
+    DOCS,
+    LOCO_MEAN,
+    POOLED_MEAN,
+    QUICK_EPOCHS,
+    REFERENCE,
+    loco_key,
+    pooled_key,
+    write_report,
 )
-from trainer.corpora import default_data_root, read_ravdess, read_tess
-from trainer.evaluate import speaker_folds, stratified_split
+from bench.protocols import (
+    NOISES,
+    PROTOCOLS,
+    Data,
+    Networks,
+    Reference,
+    protocol_runs,
+    quick_variant,
+)
+from bench.scoring import Features, System, babble_talkers, mean_over, over_seeds
+from trainer.corpora import CORPORA, Clip, default_data_root, load_corpora
 from trainer.extract import default_cache_dir
 from trainer.recipes import RECIPES
 
 log = logging.getLogger("bench.accuracy")
 
-#: Protocol groups, numbered as in docs/accuracy.md: 3 includes 6 (noise) unless --quick.
-PROTOCOLS = ("random", "cross-speaker", "ravdess", "cross-corpus", "pooled")
-NOISES = ("white@20", "white@10", "white@5", "babble@20", "babble@10", "babble@5")
+#: A smoke run's protocols (with --quick, unless --protocols says otherwise).
+QUICK_PROTOCOLS = ("loco", "ravdess", "noise")
+DEFAULT_SEEDS = (42, 43)
 #: The names the bundled models' recipes had in reports before ``default`` and ``accurate``.
 FORMER_NAMES = {
     "speech-stats-v2-voices": "default",
@@ -56,121 +70,82 @@ FORMER_NAMES = {
 }
 
 
-def run(args: argparse.Namespace, systems: Mapping[str, System] = RECIPES) -> dict[str, Any]:
-    """Train and test each of ``args.systems`` (names in ``systems``) under ``args.protocols``
-    for every seed; results by protocol, then system, pooled over folds and seeds."""
-    root = args.data_root
-    tess = read_tess(root / "tess")
-    rav7 = read_ravdess(root / "ravdess")
-    rav8 = read_ravdess(root / "ravdess", native_labels=True)
-    babble_train, babble_test = babble_talkers(tess)
+def run(
+    args: argparse.Namespace,
+    systems: Mapping[str, System] = RECIPES,
+    *,
+    clips: Sequence[Clip] | None = None,
+    costs: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Train and test each of ``args.systems`` (names in ``systems``, plus the reference when
+    ``args.reference`` asks for it) under ``args.protocols`` for every seed.
+
+    ``clips`` (default: the five corpora under ``args.data_root``, RAVDESS calm kept as its
+    own label) are the data; ``costs`` receives the seconds each system spent per part.
+    Returns results by protocol name, then system: folds and seeds pooled, each seed's UA.
+    """
+    if clips is None:
+        clips = load_corpora(CORPORA, data_root=args.data_root, calm_as="calm")
+    data = Data(list(clips))
+    args.corpora = data.corpora
     cache, workers = args.cache_dir, args.workers
-    results: dict[str, dict[str, Any]] = defaultdict(dict)
-    # Every fold of every (protocol, system); pooled once all seeds are in.
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-    corpora = {"tess": tess, "rav7": rav7, "rav8": rav8, "both": tess + rav7}
-    feats = {
-        k: Features(
-            v, cache_dir=cache, workers=workers, babble_train=babble_train, babble_test=babble_test
-        )
-        for k, v in corpora.items()
-    }
-    label_sets = {k: sorted({c.label for c in v}) for k, v in corpora.items()}
-    ys = {k: np.array([label_sets[k].index(c.label) for c in v]) for k, v in corpora.items()}
-
+    tess = [c for c in data.clips7 if c.corpus == "tess"]
+    babble_train, babble_test = babble_talkers(tess)
+    feats = Features(
+        data.clips7,
+        cache_dir=cache,
+        workers=workers,
+        babble_train=babble_train,
+        babble_test=babble_test,
+    )
+    rav = np.flatnonzero(data.corpus == "ravdess")
+    noisy_row = np.full(len(data.clips7), -1)
+    noisy_row[rav] = np.arange(rav.size)
+    noisy = Features(
+        [data.clips7[i] for i in rav],
+        cache_dir=cache,
+        workers=workers,
+        babble_train=babble_train,
+        babble_test=babble_test,
+    )
+    predictors: dict[str, Networks | Reference] = {}
     for name in args.systems:
-        system = systems[name]
+        system = quick_variant(systems[name]) if args.quick else systems[name]
+        predictors[name] = Networks(system, feats, noisy, noisy_row)
+    if args.reference == "egemaps":
+        predictors[REFERENCE] = Reference(data.clips7, cache, workers, babble_test, noisy_row)
+    conditions = NOISES if "noise" in args.protocols and rav.size else ()
+    runs: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    spent = costs if costs is not None else {}
+    # Every system's features first, each clip once per (feature set, augmentation), reused by
+    # every protocol and seed; and before training imports TensorFlow, whose threads a forked
+    # extraction worker must not inherit.
+    for name, predict in predictors.items():
+        start = time.perf_counter()
+        predict.extract(conditions)
+        spent.setdefault(name, {})["features"] = time.perf_counter() - start
+    for name, predict in predictors.items():
+        parts = spent[name]
         for seed in args.seeds:
-            f, y, labels = feats["tess"], ys["tess"], label_sets["tess"]
-            # 1. TESS random 80/20 (the paper's protocol).
-            if "random" in args.protocols:
-                tr, te = stratified_split([c.label for c in tess], test_fraction=0.2, seed=seed)
-                out = train_predict(
-                    system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
-                )
-                runs.setdefault(("1 TESS random 80/20", name), []).append(
-                    score(out["test"], y[te], labels)
-                )
-            # 2. TESS cross-speaker.
-            spk = np.array([c.speaker for c in tess])
-            pairs = (("tess:OAF", "tess:YAF"), ("tess:YAF", "tess:OAF"))
-            for train_spk, test_spk in pairs if "cross-speaker" in args.protocols else ():
-                tr, te = np.flatnonzero(spk == train_spk), np.flatnonzero(spk == test_spk)
-                out = train_predict(
-                    system, f, tr, {"test": f.get(system.feature_set)[te]}, labels, y, seed=seed
-                )
-                runs.setdefault(("2 TESS cross-speaker", name), []).append(
-                    score(out["test"], y[te], labels)
-                )
-            # 3 + 6. RAVDESS actor-independent, 7 labels, with noise.
-            f, y, labels = feats["rav7"], ys["rav7"], label_sets["rav7"]
-            for _, tr, te in ravdess_folds(rav7) if "ravdess" in args.protocols else ():
-                tests = {"clean": f.get(system.feature_set)[te]}
-                if not args.quick:
-                    for noise in NOISES:
-                        tests[noise] = f.get(system.feature_set, noise, babble="test")[te]
-                out = train_predict(system, f, tr, tests, labels, y, seed=seed)
-                runs.setdefault(("3 RAVDESS actor-independent, 7 labels", name), []).append(
-                    score(out["clean"], y[te], labels)
-                )
-                for noise in tests:
-                    if noise != "clean":
-                        runs.setdefault((f"6 RAVDESS 7 labels + {noise} dB", name), []).append(
-                            score(out[noise], y[te], labels)
-                        )
-            # 3. RAVDESS 8 classes (benchmark only: "calm" is not a product label).
-            f8, y8, labels8 = feats["rav8"], ys["rav8"], label_sets["rav8"]
-            for _, tr, te in ravdess_folds(rav8) if "ravdess" in args.protocols else ():
-                out = train_predict(
-                    system, f8, tr, {"test": f8.get(system.feature_set)[te]}, labels8, y8, seed=seed
-                )
-                runs.setdefault(("3 RAVDESS actor-independent, 8 classes", name), []).append(
-                    score(out["test"], y8[te], labels8)
-                )
-            # 4. Cross-corpus on the shared labels (RAVDESS calm dropped).
-            fb, yb, labelsb = feats["both"], ys["both"], label_sets["both"]
-            is_tess = np.array([c.corpus == "tess" for c in corpora["both"]])
-            not_calm = np.ones(
-                len(is_tess), dtype=bool
-            )  # rav7 maps calm to neutral; exclude it here
-            rav_native = {c.path: c.label for c in rav8}
-            for i, c in enumerate(corpora["both"]):
-                if c.corpus == "ravdess" and rav_native[c.path] == "calm":
-                    not_calm[i] = False
-            for direction, tr_mask, te_mask in (
-                (
-                    ("TESS -> RAVDESS", is_tess, ~is_tess & not_calm),
-                    ("RAVDESS -> TESS", ~is_tess & not_calm, is_tess),
-                )
-                if "cross-corpus" in args.protocols
-                else ()
-            ):
-                tr, te = np.flatnonzero(tr_mask), np.flatnonzero(te_mask)
-                out = train_predict(
-                    system, fb, tr, {"test": fb.get(system.feature_set)[te]}, labelsb, yb, seed=seed
-                )
-                runs.setdefault((f"4 cross-corpus {direction}", name), []).append(
-                    score(out["test"], yb[te], labelsb)
-                )
-            # 5. Pooled TESS + RAVDESS, speaker-independent (the trainer's `speaker` protocol).
-            if "pooled" in args.protocols and not (args.quick or args.skip_pooled):
-                for fold in speaker_folds(corpora["both"]):
-                    out = train_predict(
-                        system,
-                        fb,
-                        fold.train,
-                        {"test": fb.get(system.feature_set)[fold.test]},
-                        labelsb,
-                        yb,
-                        seed=seed,
-                    )
-                    corpus = fold.name.split("-speaker-")[0]
-                    runs.setdefault((f"5 pooled, held-out {corpus} speakers", name), []).append(
-                        score(out["test"], yb[fold.test], labelsb)
-                    )
-    for (protocol, system_name), items in runs.items():
-        results[protocol][system_name] = pooled(items)
+            start = time.perf_counter()
+            chosen = protocol_runs(predict, data, args.protocols, seed=seed, noises=conditions)
+            for group, key, metrics in chosen:
+                runs[(key, name)].append((seed, metrics))
+                now = time.perf_counter()
+                parts[group] = parts.get(group, 0.0) + now - start
+                start = now
+            log.info("%s seed %d done", name, seed)
+    results: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (key, name), items in runs.items():
+        results[key][name] = over_seeds(items)
+    for mean, keys in (
+        (LOCO_MEAN, [loco_key(c) for c in data.corpora]),
+        (POOLED_MEAN, [pooled_key(c) for c in data.corpora]),
+    ):
+        for name in predictors:
+            rows = [results[k][name] for k in keys if name in results.get(k, {})]
+            if rows:
+                results[mean][name] = mean_over(rows)
     return dict(results)
 
 
@@ -187,25 +162,38 @@ def build_parser(systems: Mapping[str, System], prog: str) -> argparse.ArgumentP
         help="recipes to train and test side by side (default: the paper's and both bundled "
         "models')",
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        help=f"training seeds (default: {' '.join(map(str, DEFAULT_SEEDS))}; --quick: the first)",
+    )
     parser.add_argument(
         "--protocols",
         nargs="+",
         choices=PROTOCOLS,
-        default=list(PROTOCOLS),
-        help="which protocols to run (default: all); ravdess includes its noisy test sets",
+        help="which protocols to run (default: all; --quick: "
+        f"{' '.join(QUICK_PROTOCOLS)}); noise trains the RAVDESS folds",
+    )
+    unavailable = egemaps.available()
+    parser.add_argument(
+        "--reference",
+        choices=("egemaps", "none"),
+        default="none" if unavailable else "egemaps",
+        help="the eGeMAPS + linear SVM reference row (default: on when opensmile and "
+        "scikit-learn import" + (f"; here off: {unavailable})" if unavailable else ")"),
     )
     parser.add_argument(
         "--out",
-        default="accuracy",
-        help="report name: docs/<out>.md and .json (plots only for the default)",
+        help="report name: <out-dir>/<out>.md and .json (default: accuracy, or accuracy-quick "
+        "with --quick; confusion images only for the full default report)",
     )
-    parser.add_argument("--quick", action="store_true", help="skip noise and pooled protocols")
+    parser.add_argument("--out-dir", type=Path, default=DOCS, help="default: docs/")
     parser.add_argument(
-        "--skip-pooled",
+        "--quick",
         action="store_true",
-        help="skip protocol 5 (the same folds as `ser-train`'s speaker protocol, whose figures "
-        "the bundled model carries); the costliest protocol",
+        help="smoke run: one seed, fewer protocols, networks trained for at most "
+        f"{QUICK_EPOCHS} epochs, one network, one augmented copy",
     )
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--workers", type=int, default=os.cpu_count())
@@ -215,9 +203,28 @@ def build_parser(systems: Mapping[str, System], prog: str) -> argparse.ArgumentP
     parser.add_argument(
         "--from-json",
         type=Path,
-        help="re-render docs/accuracy.md and the plots from a saved accuracy.json (no training)",
+        help="re-render the report (and its images) from a saved accuracy.json (no training)",
     )
     return parser
+
+
+def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Fill the defaults that depend on ``--quick`` and check the reference can run."""
+    if args.seeds is None:
+        args.seeds = list(DEFAULT_SEEDS[:1] if args.quick else DEFAULT_SEEDS)
+    if args.protocols is None:
+        args.protocols = list(QUICK_PROTOCOLS if args.quick else PROTOCOLS)
+    if args.out is None:
+        args.out = "accuracy-quick" if args.quick else "accuracy"
+    unavailable = egemaps.available()
+    if args.reference == "egemaps" and unavailable:
+        parser.error(f"--reference egemaps: {unavailable}")
+    if args.reference == "none":
+        why = f" ({unavailable})" if unavailable else " (--reference none)"
+        args.reference_note = f"\nThe eGeMAPS + linear SVM reference did not run{why}."
+    else:
+        args.reference_note = ""
+    return args
 
 
 def main(
@@ -228,7 +235,8 @@ def main(
 ) -> None:
     """The benchmark's command line over ``systems`` (the product's recipes, or a study's
     variants beside them); ``prog`` is quoted in the report as the command that ran."""
-    args = build_parser(systems, prog).parse_args(argv)
+    parser = build_parser(systems, prog)
+    args = resolve(parser.parse_args(argv), parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("trainer").setLevel(logging.WARNING)
     descriptions = {name: system.description for name, system in systems.items()}
@@ -238,35 +246,44 @@ def main(
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         args.seeds = saved["seeds"]
+        args.quick = saved.get("quick", False)
+        args.cores = saved.get("cores")
         args.systems = saved.get("systems") or sorted(
             {s for row in saved["results"].values() for s in row}, key=lambda s: s == "paper"
         )
+        if REFERENCE not in args.systems and any(REFERENCE in r for r in saved["results"].values()):
+            args.systems = [*args.systems, REFERENCE]
         command = saved["command"]
         if not command.startswith("python"):
             command = f"python {command}"
-        write_report(
+        path = write_report(
             saved["results"],
             args,
             saved["seconds"],
             command=command,
             descriptions=descriptions,
             note=args.note or saved.get("note", ""),
+            costs=saved.get("costs"),
         )
     else:
         start = time.time()
         load = os.getloadavg()[0]
-        results = run(args, systems)
+        costs: dict[str, dict[str, float]] = {}
+        results = run(args, systems, costs=costs)
         note = f"Load average at start {load:.1f}. {args.note}".strip()
         command = " ".join([prog, *(sys.argv[1:] if argv is None else argv)])
-        write_report(
+        if args.reference == "egemaps":
+            args.systems = [*args.systems, REFERENCE]
+        path = write_report(
             results,
             args,
             time.time() - start,
             command=command,
             descriptions=descriptions,
             note=note,
+            costs=costs,
         )
-    print((DOCS / f"{args.out}.md").read_text())
+    print(path.read_text())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,65 @@ def speaker_folds(clips: Sequence[Clip]) -> list[Fold]:
                 )
             )
     return folds
+
+
+def corpus_folds(clips: Sequence[Clip]) -> list[Fold]:
+    """Leave one corpus out: per corpus (by name), train on every other corpus, test on it.
+
+    The figure this gives is the closest one here to recordings from elsewhere: another
+    language, other actors, another studio. Score each fold over the held-out corpus's own
+    labels (it may lack some of the training labels).
+
+    Returns
+    -------
+    list of Fold
+        One per corpus, named after it; the test indices of all folds cover every clip once.
+    """
+    corpora = np.array([c.corpus for c in clips])
+    names = sorted(set(corpora))
+    if len(names) < 2:
+        raise ValueError(f"leaving one corpus out needs at least two corpora, not {names}")
+    return [
+        Fold(name, np.flatnonzero(corpora != name), np.flatnonzero(corpora == name))
+        for name in names
+    ]
+
+
+def speaker_group_folds(clips: Sequence[Clip], n_folds: int = 2) -> list[Fold]:
+    """Speaker-independent folds over pooled corpora: fold ``k`` holds out the ``k``-th group
+    of speakers of every corpus at once, and trains on the rest of all of them.
+
+    Each corpus's speakers are dealt round-robin into ``n_folds`` groups, in an order fixed by
+    a hash of the speaker id (not by the id, whose order follows gender in RAVDESS and EMOVO),
+    so the folds are the same in every run. A corpus with fewer speakers than folds is held
+    out in the first folds only.
+
+    Returns
+    -------
+    list of Fold
+        ``n_folds`` folds named ``speakers-K-of-N``; their test indices cover every clip of
+        every corpus with at least two speakers once, and no speaker is on both sides.
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, not {n_folds}")
+    speakers = np.array([c.speaker for c in clips])
+    group_of: dict[str, int] = {}
+    for corpus in sorted({c.corpus for c in clips}):
+        names = sorted({c.speaker for c in clips if c.corpus == corpus})
+        if len(names) < 2:
+            continue  # one voice cannot be both trained on and held out
+        names.sort(key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+        for i, name in enumerate(names):
+            group_of[name] = i % n_folds
+    groups = np.array([group_of.get(s, -1) for s in speakers])
+    return [
+        Fold(
+            f"speakers-{k + 1}-of-{n_folds}",
+            np.flatnonzero(groups != k),
+            np.flatnonzero(groups == k),
+        )
+        for k in range(n_folds)
+    ]
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
