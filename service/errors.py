@@ -41,6 +41,23 @@ class TooManyFilesError(ServiceError):
     code = "too_many_files"
 
 
+class NoSpeechError(ServiceError):
+    """The speech detector (:mod:`service.vad`) found no speech: there is no emotion to give.
+
+    Parameters
+    ----------
+    duration_s : float
+        Length of the audio that was searched, in seconds (it is in the detail).
+    """
+
+    status_code = 422
+    code = "no_speech"
+
+    def __init__(self, duration_s: float) -> None:
+        super().__init__(f"No speech found in {duration_s:.2f} s of audio.")
+        self.duration_s = duration_s
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """What a client is told about a failure.

@@ -1,5 +1,9 @@
 """One clip from encoded bytes to a prediction, timed by stage, and the one answer builder.
 
+A clip is classified only when the speech detector (:mod:`service.vad`) finds speech in it;
+otherwise :class:`service.errors.NoSpeechError` (422 ``no_speech``) is raised. The detector only
+decides whether to answer: the features are those of the whole clip, as they always were.
+
 :func:`clip_answer` is the body of ``/predict`` and ``/predict/raw``, of each ``/predict/batch``
 item and of each ``ser-predict`` record; :func:`prediction_fields` is the part every stream
 emotion event and timeline segment shares. Built here once, so the entry points cannot drift.
@@ -12,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.audio import Source, decode_audio
+from service.errors import NoSpeechError
 from service.model import EmotionModel, Prediction
+from service.vad import DEFAULT_VAD, VadConfig, speech_seconds, speech_segments
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class ClipResult:
     source_rate: int
     source_channels: int
     timings_s: dict[str, float]
+    #: Seconds of speech the detector found (its segments' total length).
+    speech_s: float
     #: Segments and summary, from :func:`service.timeline.classify_with_timeline`.
     timeline: dict[str, Any] | None = None
 
@@ -31,26 +39,42 @@ def classify_clip(
     source: Source,
     *,
     max_duration_s: float | None = None,
+    vad: VadConfig = DEFAULT_VAD,
 ) -> ClipResult:
-    """Decode ``source``, compute the model's features, and classify.
+    """Decode ``source``, find its speech, compute the model's features, and classify.
 
-    Raises :class:`service.audio.AudioError` for unusable audio.
+    Raises
+    ------
+    service.audio.AudioError
+        Unusable audio.
+    service.errors.NoSpeechError
+        The detector found no speech in the clip.
     """
     t0 = time.perf_counter()
-    audio = decode_audio(
-        source, target_rate=model.feature_set.sample_rate, max_duration_s=max_duration_s
-    )
+    rate = model.feature_set.sample_rate
+    audio = decode_audio(source, target_rate=rate, max_duration_s=max_duration_s)
     t1 = time.perf_counter()
-    features = model.feature_set.extract(audio.samples)
+    segments = speech_segments(audio.samples, sample_rate=rate, config=vad)
+    if not segments:
+        raise NoSpeechError(audio.duration_s)
     t2 = time.perf_counter()
-    probs = model.predict_proba(features)[0]
+    features = model.feature_set.extract(audio.samples)
     t3 = time.perf_counter()
+    probs = model.predict_proba(features)[0]
+    t4 = time.perf_counter()
     return ClipResult(
         prediction=model.to_prediction(probs),
         duration_s=audio.duration_s,
         source_rate=audio.source_rate,
         source_channels=audio.source_channels,
-        timings_s={"decode": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0},
+        timings_s={
+            "decode": t1 - t0,
+            "vad": t2 - t1,
+            "features": t3 - t2,
+            "inference": t4 - t3,
+            "total": t4 - t0,
+        },
+        speech_s=speech_seconds(segments, sample_rate=rate),
     )
 
 
@@ -89,11 +113,13 @@ def clip_answer(result: ClipResult, model: EmotionModel, *, timings: bool = True
     Returns
     -------
     dict
-        ``label, confidence, probabilities, duration_s, model``, then ``timing_ms`` when
-        ``timings``, then ``timeline`` when ``result`` has one.
+        ``label, confidence, probabilities, duration_s, speech_s, model``, then ``timing_ms``
+        when ``timings``, then ``timeline`` when ``result`` has one. ``speech_s`` is rounded
+        as the timeline summary's, so the two agree.
     """
     body = prediction_fields(result.prediction)
     body["duration_s"] = round(result.duration_s, 4)
+    body["speech_s"] = round(result.speech_s, 3)
     body["model"] = model.version
     if timings:
         body["timing_ms"] = {k: round(v * 1000.0, 3) for k, v in result.timings_s.items()}

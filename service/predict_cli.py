@@ -1,7 +1,8 @@
 """``ser-predict PATH...``: offline batch prediction with the service's model and features.
 
 Files or folders (searched recursively) in, one JSON Lines record (or CSV row) per file out.
-A file that cannot be decoded gets an error record; the run goes on.
+A file that cannot be decoded, or in which no speech is found (``no_speech``), gets an error
+record; the run goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from service.audio import AudioError
-from service.errors import describe_error
+from service.errors import NoSpeechError, describe_error
 from service.features import FeatureError
 from service.inference import classify_clip, clip_answer
 from service.model import EmotionModel, ModelContractError, load_model
@@ -66,7 +67,7 @@ def predict_file(
             result = classify_with_timeline(model, path, max_duration_s=max_duration_s)
         else:
             result = classify_clip(model, path, max_duration_s=max_duration_s)
-    except (AudioError, FeatureError, OSError) as exc:
+    except (AudioError, FeatureError, NoSpeechError, OSError) as exc:
         # The same code and detail the API gives; an unreadable file is named by its error type.
         info = describe_error(exc)
         if info is None:
@@ -98,6 +99,7 @@ class Writer:
                 "label",
                 "confidence",
                 "duration_s",
+                "speech_s",
                 "model",
                 *[f"p_{label}" for label in labels],
                 "error",

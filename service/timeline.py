@@ -1,14 +1,17 @@
-"""Long recordings: find speech with the energy VAD, classify it in windows, summarise.
+"""Long recordings: find speech with the speech detector, classify it in windows, summarise.
 
-Segments come from :mod:`service.vad` (runs of frames well above the recording's noise floor;
-short gaps bridged, blips dropped). A segment longer than ``window_s`` is classified in
-consecutive windows whose probabilities are averaged, weighted by duration.
+Segments come from :mod:`service.vad` (runs of voiced frames; short gaps bridged, runs with too
+little voicing or a level that never moves dropped), the detector ``/predict`` uses to decide
+whether a clip has speech at all: a recording in which it finds none gets
+:class:`service.errors.NoSpeechError` (422 ``no_speech``), as a plain ``/predict`` would. A
+segment longer than ``window_s`` is classified in consecutive windows whose probabilities are
+averaged, weighted by duration.
 
-Everything here reads audio as blocks, so a recording never has to be whole in memory. The
-VAD needs recording-wide statistics (noise floor and peak), hence two passes: the first keeps
-only the 30 ms frame energies (20,000 floats for 10 minutes) and finds the segments; the
-second gathers each window of each segment as the blocks go by and classifies it, keeping
-only the windows being filled. An in-memory array is a single block through the same code.
+Everything here reads audio as blocks, so a recording never has to be whole in memory. Two
+passes: the first keeps only two measures per 30 ms frame (energy and voicing: 40,000 floats
+for 10 minutes) and finds the segments; the second gathers each window of each segment as the
+blocks go by and classifies it, keeping only the windows being filled. An in-memory array is a
+single block through the same code.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from service.audio import BLOCK_S, Source, open_audio_blocks
+from service.errors import NoSpeechError
 from service.inference import ClipResult, prediction_fields
 from service.model import EmotionModel
-from service.vad import DEFAULT_VAD, VadConfig, frame_energies, frame_length, segments_from_energy
+from service.vad import DEFAULT_VAD, VadConfig, analyse_blocks, segments_from_stats
 
 #: A fresh iterable of mono float32 blocks of shape ``(m,)`` at the model's rate, per pass.
 BlockSource = Callable[[], Iterable[np.ndarray]]
@@ -174,6 +178,7 @@ class _Outcome:
     body: dict[str, Any]
     n_samples: int
     speech: np.ndarray | None  # duration-weighted probabilities over all speech, if any
+    speech_s: float  # the segments' total length
 
 
 def _timeline(
@@ -186,8 +191,8 @@ def _timeline(
 ) -> _Outcome:
     rate = model.feature_set.sample_rate
     with _each_pass(blocks) as first:
-        energy, n = frame_energies(first, frame=frame_length(vad, rate))
-    spans = segments_from_energy(energy, n, sample_rate=rate, config=vad)
+        stats, n = analyse_blocks(first, sample_rate=rate, config=vad)
+    spans = segments_from_stats(stats, n, sample_rate=rate, config=vad)
     window, min_window = int(window_s * rate), int(MIN_WINDOW_S * rate)
     if spans:
         with _each_pass(blocks) as second:
@@ -222,7 +227,7 @@ def _timeline(
             },
         },
     }
-    return _Outcome(body, n, distribution if speech_samples else None)
+    return _Outcome(body, n, distribution if speech_samples else None, speech_samples / rate)
 
 
 def timeline(
@@ -286,15 +291,17 @@ def classify_with_timeline(
     -------
     ClipResult
         ``timeline`` holds the segments and summary. The overall prediction is the
-        speech-weighted distribution of the summary; with no speech found, the
-        duration-weighted mean over windows of the whole recording. ``timings_s`` has
-        ``decode`` (both passes, resampling included), ``features``, ``inference``,
-        ``timeline`` (the rest: energies, segmentation, gathering windows) and ``total``.
+        speech-weighted distribution of the summary, and ``speech_s`` the summary's.
+        ``timings_s`` has ``decode`` (both passes, resampling included), ``features``,
+        ``inference``, ``timeline`` (the rest: speech detection, gathering windows) and
+        ``total``.
 
     Raises
     ------
     service.audio.AudioError
         Unusable audio, as :func:`service.audio.decode_audio` would raise it.
+    service.errors.NoSpeechError
+        The detector found no speech in the whole recording.
     """
     timings = {"decode": 0.0, "features": 0.0, "inference": 0.0}
     header: dict[str, Any] = {}
@@ -322,26 +329,18 @@ def classify_with_timeline(
 
     t0 = time.perf_counter()
     outcome = _timeline(model, blocks, window_s=window_s, vad=vad, timings=timings)
-    overall = outcome.speech
-    if overall is None:
-        with _each_pass(blocks) as everything:
-            overall = classify_spans(
-                model,
-                everything,
-                [(0, outcome.n_samples)],
-                window=int(window_s * rate),
-                min_window=int(MIN_WINDOW_S * rate),
-                timings=timings,
-            )[0]
+    if outcome.speech is None:
+        raise NoSpeechError(outcome.n_samples / rate)
     total = time.perf_counter() - t0
     timings["total"] = total
     measured = timings["decode"] + timings["features"] + timings["inference"]
     timings["timeline"] = max(0.0, total - measured)
     return ClipResult(
-        prediction=model.to_prediction(overall),
+        prediction=model.to_prediction(outcome.speech),
         duration_s=outcome.n_samples / rate,
         source_rate=header["rate"],
         source_channels=header["channels"],
         timings_s=timings,
+        speech_s=outcome.speech_s,
         timeline=outcome.body,
     )

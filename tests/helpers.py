@@ -49,6 +49,65 @@ def tone(
     return y
 
 
+def speech_like(
+    *,
+    freq: float = 160.0,
+    seconds: float = 1.0,
+    rate: int = 16_000,
+    amplitude: float = 0.3,
+    channels: int = 1,
+    seed: int = 0,
+    noise: float = 0.003,
+) -> np.ndarray:
+    """A voice-like clip that the speech detector takes for speech, tightly cut (no pause).
+
+    Harmonics of a pitch around ``freq`` that glides (+-15% at 2.5 Hz), under a syllable-rate
+    envelope (4 Hz, never silent: the level moves by about 12 dB), with a little noise; the
+    arguments are :func:`tone`'s. Shape ``(n,)`` or ``(n, channels)``, float32.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = freq * (1.0 + 0.15 * np.sin(2 * np.pi * 2.5 * t + seed))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 9))
+    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t + 0.7 * seed)
+    y = 0.5 * amplitude * voice * envelope + noise * rng.standard_normal(t.shape)
+    y = y.astype(np.float32)
+    if channels > 1:
+        y = np.stack([y * (1.0 - 0.1 * c) for c in range(channels)], axis=1)
+    return y
+
+
+def coloured_noise(
+    *,
+    exponent: float = 0.0,
+    seconds: float = 1.0,
+    rate: int = 16_000,
+    level_db: float = -30.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Noise alone, whose power falls as ``1 / f**exponent`` (0 white, 1 pink, 2 brown), at an
+    RMS of ``level_db`` dBFS: shape ``(n,)``, float32."""
+    n = int(seconds * rate)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    freqs[0] = freqs[1] if n > 2 else 1.0
+    y = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
+    y *= 10 ** (level_db / 20) / (np.sqrt(np.mean(y**2)) + 1e-30)
+    return y.astype(np.float32)
+
+
+def hum(
+    *, freq: float = 50.0, seconds: float = 1.0, rate: int = 16_000, level_db: float = -30.0
+) -> np.ndarray:
+    """Mains hum: ``freq`` and its harmonics up to the 7th, falling as 1/k, at ``level_db``
+    dBFS RMS: shape ``(n,)``, float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    y = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 8))
+    y *= 10 ** (level_db / 20) / np.sqrt(np.mean(y**2))
+    return np.asarray(y, dtype=np.float32)
+
+
 def tone_classes(
     feature_set: Any, freqs: Sequence[float], *, per_class: int, seed_step: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from service.api import create_app
 from service.api.schemas import PredictResponse
 from service.contract import EMOTIONS
 from service.settings import Settings
-from tests.helpers import DEFAULT_METRICS, encode, tone
+from tests.helpers import DEFAULT_METRICS, encode, speech_like
 
 
 def _post(client: TestClient, data: bytes, name: str = "clip.wav"):
@@ -26,7 +26,7 @@ def _post(client: TestClient, data: bytes, name: str = "clip.wav"):
 )
 def test_predict_happy_path(client: TestClient, fmt: str, subtype: str, rate: int) -> None:
     response = _post(
-        client, encode(tone(seconds=1.5, rate=rate), rate=rate, format=fmt, subtype=subtype)
+        client, encode(speech_like(seconds=1.5, rate=rate), rate=rate, format=fmt, subtype=subtype)
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -35,13 +35,15 @@ def test_predict_happy_path(client: TestClient, fmt: str, subtype: str, rate: in
     assert body["label"] == max(body["probabilities"], key=body["probabilities"].get)
     assert body["confidence"] == pytest.approx(body["probabilities"][body["label"]])
     assert body["duration_s"] == pytest.approx(1.5, abs=0.05)
+    # A voice-like clip without pauses: speech all through (the padding is cut at the ends).
+    assert body["speech_s"] == pytest.approx(body["duration_s"], abs=0.05)
     assert body["model"] == "tiny-0"
-    assert {"decode", "features", "inference", "total"} <= set(body["timing_ms"])
+    assert {"decode", "vad", "features", "inference", "total"} <= set(body["timing_ms"])
     assert response.headers["x-request-id"]
 
 
 def test_prediction_equals_the_model_run_in_process(client: TestClient) -> None:
-    samples = tone(freq=330.0, seconds=1.0)
+    samples = speech_like(freq=330.0, seconds=1.0)
     body = _post(client, encode(samples, subtype="FLOAT")).json()
     model = client.app.state.model
     expected = model.predict(samples)
@@ -59,7 +61,8 @@ ERRORS = [
         422,
         "non_finite",
     ),
-    ("too long", encode(tone(seconds=6.0, rate=8_000), rate=8_000), 413, "audio_too_long"),
+    ("too long", encode(speech_like(seconds=6.0, rate=8_000), rate=8_000), 413, "audio_too_long"),
+    ("digital silence", encode(np.zeros(16_000, dtype=np.float32)), 422, "no_speech"),
 ]
 
 
@@ -83,18 +86,18 @@ def test_missing_file_field_is_422(client: TestClient) -> None:
 
 
 def test_upload_over_the_size_limit_is_413(client: TestClient) -> None:
-    big = encode(tone(seconds=4.0, rate=48_000), rate=48_000, subtype="FLOAT")  # ~770 KB
+    big = encode(speech_like(seconds=4.0, rate=48_000), rate=48_000, subtype="FLOAT")  # ~770 KB
     big = big + b"\0" * (1024 * 1024)  # over the fixture's 1 MB limit
     response = _post(client, big)
     assert response.status_code == 413
     assert response.json()["error"] == "upload_too_large"
     # The service is still fine afterwards.
-    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+    assert _post(client, encode(speech_like(seconds=1.0))).status_code == 200
 
 
 def test_metrics_count_requests_errors_and_latency(client: TestClient) -> None:
     for _ in range(3):
-        assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+        assert _post(client, encode(speech_like(seconds=1.0))).status_code == 200
     _post(client, b"garbage" * 50)
     body = client.get("/metrics").json()
     assert body["model"]["version"] == "tiny-0"
@@ -116,7 +119,7 @@ def test_not_ready_before_lifespan(settings: Settings) -> None:
     app = create_app(settings)
     client = TestClient(app, raise_server_exceptions=False)  # no `with`: lifespan not run
     assert client.get("/readyz").status_code == 503
-    response = _post(client, encode(tone(seconds=1.0)))
+    response = _post(client, encode(speech_like(seconds=1.0)))
     assert response.status_code == 503 and response.json()["error"] == "not_ready"
 
 
@@ -137,7 +140,7 @@ def test_a_real_bug_is_a_logged_json_500(client: TestClient, monkeypatch, caplog
         raise RuntimeError("boom")
 
     monkeypatch.setattr(client.app.state.model, "predict_proba", broken)
-    response = _post(client, encode(tone(seconds=1.0)))
+    response = _post(client, encode(speech_like(seconds=1.0)))
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
     assert "boom" not in response.text
@@ -148,14 +151,14 @@ def test_overload_answers_503_with_retry_after(client: TestClient) -> None:
     limiter = client.app.state.limiter
     held = [limiter.__enter__() for _ in range(client.app.state.settings.max_inflight)]
     try:
-        response = _post(client, encode(tone(seconds=1.0)))
+        response = _post(client, encode(speech_like(seconds=1.0)))
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert client.get("/healthz").status_code == 200
     finally:
         for slot in held:
             slot.__exit__(None, None, None)
-    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+    assert _post(client, encode(speech_like(seconds=1.0))).status_code == 200
 
 
 def test_app_refuses_to_start_with_a_bad_model(tmp_path) -> None:
@@ -170,25 +173,25 @@ def test_saturated_worker_sheds_uploads_before_reading_them(client: TestClient) 
     limiter = client.app.state.limiter
     held = [limiter.__enter__() for _ in range(limiter.limit)]
     try:
-        response = _post(client, encode(tone(seconds=1.0)))
+        response = _post(client, encode(speech_like(seconds=1.0)))
         assert response.status_code == 503 and response.json()["error"] == "overloaded"
         assert response.headers["retry-after"] == "1"
         assert client.get("/metrics").json()["service"]["requests"]["/predict"] == {"503": 1}
     finally:
         for slot in held:
             slot.__exit__(None, None, None)
-    assert _post(client, encode(tone(seconds=1.0))).status_code == 200
+    assert _post(client, encode(speech_like(seconds=1.0))).status_code == 200
 
 
 def test_plain_predict_has_no_timeline_key(client: TestClient) -> None:
-    assert "timeline" not in _post(client, encode(tone(seconds=1.0))).json()
+    assert "timeline" not in _post(client, encode(speech_like(seconds=1.0))).json()
 
 
 @pytest.mark.parametrize("route", ["/predict", "/predict/raw", "/predict?timeline=true"])
 def test_answers_match_the_documented_model_exactly(client: TestClient, route: str) -> None:
     # The routes return ready JSON, bypassing FastAPI's response-model validation: the body
     # must still be exactly what PredictResponse documents (no missing or extra keys).
-    data = encode(tone(seconds=1.5))
+    data = encode(speech_like(seconds=1.5))
     if route == "/predict/raw":
         response = client.post(route, content=data, headers={"content-type": "audio/wav"})
     else:
@@ -207,7 +210,7 @@ def _post_raw(client: TestClient, data: bytes, media: str = "audio/wav"):
 
 
 def test_raw_body_route_answers_like_the_multipart_one(client: TestClient) -> None:
-    data = encode(tone(freq=260.0, seconds=1.2, rate=44_100), rate=44_100, format="FLAC")
+    data = encode(speech_like(freq=260.0, seconds=1.2, rate=44_100), rate=44_100, format="FLAC")
     multipart, raw = _post(client, data).json(), _post_raw(client, data, "audio/flac").json()
     assert raw["label"] == multipart["label"]
     for label, p in multipart["probabilities"].items():
@@ -230,13 +233,13 @@ def test_raw_body_over_the_size_limit_is_413(client: TestClient) -> None:
     response = _post_raw(client, b"\0" * (1024 * 1024 + 10))
     assert response.status_code == 413
     assert response.json()["error"] == "upload_too_large"
-    assert _post_raw(client, encode(tone(seconds=1.0))).status_code == 200
+    assert _post_raw(client, encode(speech_like(seconds=1.0))).status_code == 200
     counted = client.get("/metrics").json()["service"]["requests"]
     assert any(key.startswith("/predict/raw") for key in counted), counted
 
 
 def test_the_bundled_models_answer_in_the_documented_shape(any_model_client: TestClient) -> None:
-    response = _post(any_model_client, encode(tone(seconds=1.5)))
+    response = _post(any_model_client, encode(speech_like(seconds=1.5)))
     assert response.status_code == 200, response.text
     body = response.json()
     assert PredictResponse.model_validate(body, strict=True).model_dump(exclude_none=True) == body
@@ -244,7 +247,7 @@ def test_the_bundled_models_answer_in_the_documented_shape(any_model_client: Tes
 
 
 def test_batch_items_are_answered_like_single_requests(client: TestClient) -> None:
-    good = encode(tone(freq=300.0, seconds=1.0), subtype="FLOAT")
+    good = encode(speech_like(freq=300.0, seconds=1.0), subtype="FLOAT")
     cases = [("good.wav", good), *((case, data) for case, data, _, _ in ERRORS)]
     response = client.post("/predict/batch", files=[("files", case) for case in cases])
     assert response.status_code == 200
@@ -253,9 +256,8 @@ def test_batch_items_are_answered_like_single_requests(client: TestClient) -> No
         assert item["filename"] == name and item["status"] == single.status_code
         expected = single.json()
         if single.status_code == 200:
-            assert {k: item[k] for k in ("label", "probabilities", "duration_s", "model")} == {
-                k: expected[k] for k in ("label", "probabilities", "duration_s", "model")
-            }
+            keys = ("label", "probabilities", "duration_s", "speech_s", "model")
+            assert {k: item[k] for k in keys} == {k: expected[k] for k in keys}
         else:
             assert (item["error"], item["detail"]) == (expected["error"], expected["detail"])
 

@@ -39,7 +39,7 @@ from service.batch.job import ray_runtime  # noqa: E402
 from service.batch.output import OutputError, open_output  # noqa: E402
 from service.batch.scorer import Scorer  # noqa: E402
 from service.model import load_model  # noqa: E402
-from tests.helpers import encode, tone  # noqa: E402
+from tests.helpers import coloured_noise, encode, speech_like  # noqa: E402
 
 RATE = 16_000
 #: The conftest app answers 413 over 5 s; the batch job is given the same limit.
@@ -47,11 +47,11 @@ MAX_SECONDS = "5"
 
 
 def _speech_like() -> np.ndarray:
-    """20 s: three tone bursts between stretches of faint noise (three speech segments)."""
+    """20 s: three voice-like bursts between stretches of faint noise (three speech segments)."""
     rng = np.random.default_rng(0)
     y = (0.001 * rng.standard_normal(20 * RATE)).astype(np.float32)
     for i, (start, end) in enumerate([(1.0, 2.5), (4.0, 9.0), (12.0, 12.8)]):
-        burst = tone(freq=150.0 + 80 * i, seconds=end - start, seed=i)
+        burst = speech_like(freq=150.0 + 80 * i, seconds=end - start, seed=i)
         y[int(start * RATE) : int(start * RATE) + burst.size] += burst
     return y
 
@@ -60,16 +60,15 @@ def _speech_like() -> np.ndarray:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("archive")
     (root / "sub").mkdir()
-    (root / "one.wav").write_bytes(encode(tone(freq=150.0, seconds=1.0)))
-    (root / "two.flac").write_bytes(
-        encode(tone(freq=400.0, seconds=1.5, rate=44_100, channels=2), rate=44_100, format="FLAC")
-    )
+    (root / "one.wav").write_bytes(encode(speech_like(freq=150.0, seconds=1.0)))
+    stereo = speech_like(freq=400.0, seconds=1.5, rate=44_100, channels=2)
+    (root / "two.flac").write_bytes(encode(stereo, rate=44_100, format="FLAC"))
     (root / "sub" / "three.wav").write_bytes(
-        encode(tone(freq=260.0, seconds=0.8, rate=8_000), rate=8_000)
+        encode(speech_like(freq=260.0, seconds=0.8, rate=8_000), rate=8_000)
     )
     (root / "sub" / "broken.wav").write_bytes(b"RIFF....not audio at all")
     (root / "sub" / "empty.wav").write_bytes(b"")
-    (root / "sub" / "long.wav").write_bytes(encode(tone(freq=200.0, seconds=6.0)))
+    (root / "sub" / "long.wav").write_bytes(encode(speech_like(freq=200.0, seconds=6.0)))
     (root / "notes.txt").write_text("not audio: not listed")
     return root
 
@@ -78,8 +77,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def timeline_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("calls")
     (root / "call.wav").write_bytes(encode(_speech_like(), subtype="PCM_16"))
-    # Steady noise: nothing rises above the floor, so no speech segment (not an error).
-    noise = (0.01 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)
+    # Noise alone: no speech, so no emotion (422 no_speech from the API).
+    noise = coloured_noise(seconds=3.0, level_db=-40.0)
     (root / "noise.wav").write_bytes(encode(noise, subtype="FLOAT"))
     (root / "broken.wav").write_bytes(b"RIFF....not audio at all")
     return root
@@ -227,6 +226,7 @@ def test_timeline_rows_per_speech_segment(
 
     call = str(timeline_folder / "call.wav")
     data = Path(call).read_bytes()
+    noise_bytes = (timeline_folder / "noise.wav").read_bytes()
     body = client.post("/predict?timeline=true", files={"file": ("call.wav", data)}).json()
     segments = [row for row in table if row["path"] == call]
     assert len(segments) == len(body["timeline"]["segments"]) == 3
@@ -242,8 +242,14 @@ def test_timeline_rows_per_speech_segment(
         assert row["duration_s"] == body["duration_s"] and row["error"] is None
 
     (noise,) = [row for row in table if row["path"].endswith("noise.wav")]
-    assert noise["segment"] is None and noise["label"] is None and noise["error"] is None
-    assert noise["duration_s"] == pytest.approx(3.0)
+    assert noise["segment"] is None and noise["label"] is None
+    noise_answer = client.post("/predict?timeline=true", files={"file": ("n.wav", noise_bytes)})
+    assert noise_answer.status_code == 422
+    assert (noise["error"], noise["detail"]) == (
+        noise_answer.json()["error"],
+        noise_answer.json()["detail"],
+    )
+    assert noise["error"] == "no_speech"
     (broken,) = [row for row in table if row["path"].endswith("broken.wav")]
     assert broken["error"] == "unsupported_format" and broken["segment"] is None
     assert len(table) == 3 + 1 + 1

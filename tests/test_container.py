@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import encode, tone
+from tests.helpers import encode, speech_like
 
 pytestmark = pytest.mark.container
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +99,11 @@ def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str])
         assert _docker(docker_env, "exec", name, "id", "-u").stdout.strip() == "10001"
         write = _docker(docker_env, "exec", name, "touch", "/app/x", check=False)
         assert write.returncode != 0 and "Read-only" in write.stderr
-        clip = encode(tone(seconds=2.0, rate=44_100), rate=44_100, format="FLAC")
+        clip = encode(speech_like(seconds=2.0, rate=44_100), rate=44_100, format="FLAC")
         answer = httpx.post(f"{url}/predict", files={"file": ("a.flac", clip)}, timeout=30)
         assert answer.status_code == 200 and answer.json()["label"]
         # A long request in flight while the container is stopped still completes.
-        long_clip = encode(tone(seconds=240.0))
+        long_clip = encode(speech_like(seconds=240.0))
         result: dict[str, int] = {}
 
         def slow() -> None:
@@ -127,7 +127,7 @@ def test_image_runs_read_only_as_non_root_and_drains(docker_env: dict[str, str])
 def test_image_serves_the_opt_in_accurate_model(docker_env: dict[str, str]) -> None:
     """Its encoder travels inside the installed package, and the image carries the model."""
     with _running(docker_env, "SER_MODEL_PATH=/app/models/ser-accurate.onnx") as (_, url):
-        clip = encode(tone(seconds=2.0, rate=44_100), rate=44_100, format="FLAC")
+        clip = encode(speech_like(seconds=2.0, rate=44_100), rate=44_100, format="FLAC")
         answer = httpx.post(f"{url}/predict", files={"file": ("a.flac", clip)}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"].startswith("ser-accurate-")

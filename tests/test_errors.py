@@ -7,6 +7,7 @@ import pytest
 from service.audio import AudioError, AudioTooLongError, UnsupportedFormatError, decode_audio
 from service.errors import (
     ErrorInfo,
+    NoSpeechError,
     NotReadyError,
     OverloadedError,
     TooManyFilesError,
@@ -15,7 +16,7 @@ from service.errors import (
 from service.features import FeatureError
 from service.inference import classify_clip, clip_answer, prediction_fields
 from service.model import load_model
-from tests.helpers import encode, tone
+from tests.helpers import encode, speech_like
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,10 @@ from tests.helpers import encode, tone
         (OverloadedError("busy"), ErrorInfo(503, "overloaded", "busy")),
         (NotReadyError("wait"), ErrorInfo(503, "not_ready", "wait")),
         (TooManyFilesError("many"), ErrorInfo(413, "too_many_files", "many")),
+        (
+            NoSpeechError(1.0),
+            ErrorInfo(422, "no_speech", "No speech found in 1.00 s of audio."),
+        ),
     ],
 )
 def test_known_errors_map_to_status_code_and_detail(exc: Exception, expected: ErrorInfo) -> None:
@@ -52,18 +57,20 @@ def test_a_real_decoder_error_is_described() -> None:
 
 def test_clip_answer_is_the_predict_body(tiny_model) -> None:
     model = load_model(tiny_model)
-    result = classify_clip(model, encode(tone(seconds=1.0)))
+    result = classify_clip(model, encode(speech_like(seconds=1.0)))
     body = clip_answer(result, model)
     assert list(body) == [
         "label",
         "confidence",
         "probabilities",
         "duration_s",
+        "speech_s",
         "model",
         "timing_ms",
     ]
     assert body["model"] == model.version and body["duration_s"] == pytest.approx(1.0)
-    assert set(body["timing_ms"]) == {"decode", "features", "inference", "total"}
+    assert body["speech_s"] == pytest.approx(1.0, abs=0.05)
+    assert set(body["timing_ms"]) == {"decode", "vad", "features", "inference", "total"}
     assert prediction_fields(result.prediction) == {
         k: body[k] for k in ("label", "confidence", "probabilities")
     }

@@ -1,4 +1,5 @@
-"""Corrupt and hostile audio: never a 5xx, no temp files left behind, no memory growth.
+"""Corrupt and hostile audio: never a 5xx, no temp files left behind, no memory growth; noise
+alone is never answered with an emotion (422 ``no_speech``).
 
 The edge cases and the fuzzing run against the tiny test model and both bundled models
 (``any_model_client``); the memory check runs a real ``ser-serve`` process.
@@ -19,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.settings import BUNDLED_MODEL
-from tests.helpers import encode, serve_process, tone
+from tests.helpers import coloured_noise, encode, serve_process, speech_like
 
 VALID = [
-    encode(tone(seconds=0.5)),
-    encode(tone(seconds=0.5, rate=44_100), rate=44_100, format="FLAC"),
-    encode(tone(seconds=0.5, rate=22_050), rate=22_050, format="OGG", subtype="VORBIS"),
-    encode(tone(seconds=0.5, rate=48_000, channels=2), rate=48_000, subtype="FLOAT"),
+    encode(speech_like(seconds=0.5)),
+    encode(speech_like(seconds=0.5, rate=44_100), rate=44_100, format="FLAC"),
+    encode(speech_like(seconds=0.5, rate=22_050), rate=22_050, format="OGG", subtype="VORBIS"),
+    encode(speech_like(seconds=0.5, rate=48_000, channels=2), rate=48_000, subtype="FLOAT"),
 ]
 
 
@@ -82,9 +83,9 @@ EDGE_CASES = {
     "zero_length": b"",
     "one_sample": encode(np.zeros(1, dtype=np.float32)),
     "nan_floats": encode(np.full(8000, np.nan, dtype=np.float32), subtype="FLOAT"),
-    "eight_channels": encode(tone(seconds=0.5, channels=8)),
-    "192khz": encode(tone(seconds=0.5, rate=192_000), rate=192_000),
-    "8khz": encode(tone(seconds=0.5, rate=8_000), rate=8_000),
+    "eight_channels": encode(speech_like(seconds=0.5, channels=8)),
+    "192khz": encode(speech_like(seconds=0.5, rate=192_000), rate=192_000),
+    "8khz": encode(speech_like(seconds=0.5, rate=8_000), rate=8_000),
     "huge_declared_length": _wav_header(1, 16_000, 2**31 - 1) + b"\1\0" * 4000,
     "absurd_rate": _wav_header(1, 4_000_000_000, 100) + b"\0" * 200,
     "absurd_channels": _wav_header(65_535, 16_000, 10) + b"\0" * 4000,
@@ -117,8 +118,33 @@ def test_corrupt_audio_never_causes_a_5xx(any_model_client: TestClient, data: by
         assert body["error"] and body["detail"]
 
 
+@st.composite
+def noise_clip(draw) -> bytes:
+    """White, pink or brown noise alone, at any level and length, at a common rate."""
+    rate = draw(st.sampled_from([8_000, 16_000, 44_100]))
+    y = coloured_noise(
+        exponent=draw(st.sampled_from([0.0, 1.0, 2.0])),
+        seconds=draw(st.floats(0.25, 3.0)),
+        rate=rate,
+        level_db=draw(st.floats(-90.0, -12.0)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+    return encode(y, rate=rate, subtype="FLOAT")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=noise_clip())
+def test_noise_alone_is_no_speech(any_model_client: TestClient, data: bytes) -> None:
+    response = any_model_client.post("/predict", files={"file": ("noise.wav", data)})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "no_speech"
+
+
 def test_no_temp_files_left(client: TestClient) -> None:
-    big = encode(tone(seconds=4.0, rate=44_100), rate=44_100, subtype="PCM_16")  # spooled to disk
+    # Spooled to disk.
+    big = encode(speech_like(seconds=4.0, rate=44_100), rate=44_100, subtype="PCM_16")
     payloads = [big, *EDGE_CASES.values(), *VALID]
     gc.collect()
     before = _temp_files()
@@ -137,7 +163,7 @@ LEVEL_MB = 5.0
 def test_a_serving_process_memory_stays_level() -> None:
     # Good and bad inputs mixed, including the clips that take the longest paths.
     payloads = [
-        encode(tone(seconds=3.0)),
+        encode(speech_like(seconds=3.0)),
         *VALID,
         *EDGE_CASES.values(),
         b"not audio" * 100,

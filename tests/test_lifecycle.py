@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers import encode, serve_process, tone
+from tests.helpers import encode, serve_process, speech_like
 
 
 def _wait_inflight(url: str, client: threading.Thread, timeout: float = 30.0) -> bool:
@@ -34,7 +34,7 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_model: Path) -> None:
         rng = np.random.default_rng(0)
         long_clip = np.concatenate(
             [
-                tone(seconds=2.0, seed=i)
+                speech_like(seconds=2.0, seed=i)
                 if i % 2
                 else 0.001 * rng.standard_normal(32_000).astype(np.float32)
                 for i in range(120)
@@ -72,7 +72,7 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_model: Path) -> None:
 def test_several_workers_serve(tiny_model: Path) -> None:
     with serve_process(tiny_model, workers=2) as server:
         answers = [
-            httpx.post(f"{server.url}/predict", files={"file": ("a.wav", encode(tone()))})
+            httpx.post(f"{server.url}/predict", files={"file": ("a.wav", encode(speech_like()))})
             for _ in range(6)
         ]
         assert [a.status_code for a in answers] == [200] * 6

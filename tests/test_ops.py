@@ -12,9 +12,9 @@ from service.api import create_app
 from service.api.auth import hash_key
 from service.logs import JsonFormatter
 from service.settings import Settings
-from tests.helpers import encode, tone
+from tests.helpers import encode, speech_like
 
-CLIP = encode(tone(seconds=1.0))
+CLIP = encode(speech_like(seconds=1.0))
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_metrics_json_by_default_and_prometheus_on_request(client: TestClient) -
 def test_server_timing_header_has_the_stages(client: TestClient) -> None:
     header = _predict(client).headers["server-timing"]
     stages = dict(part.strip().split(";dur=") for part in header.split(","))
-    assert set(stages) == {"decode", "features", "inference", "total"}
+    assert set(stages) == {"decode", "vad", "features", "inference", "total"}
     assert all(float(v) >= 0 for v in stages.values())
 
 
@@ -88,7 +88,7 @@ def test_batch_returns_one_result_or_error_per_file(client: TestClient) -> None:
     files = [
         ("files", ("good.wav", CLIP)),
         ("files", ("junk.bin", b"junk" * 100)),
-        ("files", ("good2.flac", encode(tone(freq=300.0, seconds=1.0), format="FLAC"))),
+        ("files", ("good2.flac", encode(speech_like(freq=300.0, seconds=1.0), format="FLAC"))),
     ]
     response = client.post("/predict/batch", files=files)
     assert response.status_code == 200

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from service.predict_cli import find_audio, main
-from tests.helpers import encode, tone
+from tests.helpers import encode, speech_like
 
 
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "b").mkdir()
-    (tmp_path / "a" / "one.wav").write_bytes(encode(tone(freq=150.0, seconds=1.0)))
+    (tmp_path / "a" / "one.wav").write_bytes(encode(speech_like(freq=150.0, seconds=1.0)))
     (tmp_path / "a" / "b" / "two.flac").write_bytes(
-        encode(tone(freq=400.0, seconds=1.0), format="FLAC")
+        encode(speech_like(freq=400.0, seconds=1.0), format="FLAC")
     )
     (tmp_path / "a" / "b" / "broken.wav").write_bytes(b"RIFF....not audio")
     (tmp_path / "a" / "notes.txt").write_text("ignored")
@@ -85,6 +85,7 @@ def test_csv_output(folder, tiny_model, tmp_path) -> None:
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 1 and rows[0]["label"] and float(rows[0]["p_angry"]) >= 0
     assert rows[0]["model"] == "tiny-0"
+    assert float(rows[0]["speech_s"]) == pytest.approx(1.0, abs=0.05)
 
 
 def test_cli_runs_as_a_program_without_tensorflow(folder, tiny_model) -> None:
@@ -118,7 +119,7 @@ def test_timeline_option_gives_the_speech_segments(tiny_model, tmp_path, workers
     y, spans = _recording()
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "call.wav").write_bytes(encode(y))
-    (tmp_path / "in" / "short.wav").write_bytes(encode(tone(freq=200.0, seconds=1.0)))
+    (tmp_path / "in" / "short.wav").write_bytes(encode(speech_like(freq=200.0, seconds=1.0)))
     out = tmp_path / f"out.{fmt}"
     args = [str(tmp_path / "in"), "--model", str(tiny_model), "--output", str(out)]
     code = main([*args, "--workers", str(workers), "--format", fmt, "--timeline", "--no-progress"])
@@ -132,8 +133,10 @@ def test_timeline_option_gives_the_speech_segments(tiny_model, tmp_path, workers
     segments = timelines["call.wav"]["segments"]
     assert [round(s["start"]) for s in segments] == [round(start) for start, _ in spans]
     assert all(s["label"] in s["probabilities"] for s in segments)
-    # A steady tone has no quieter stretch to be louder than: the VAD finds no speech in it.
-    assert timelines["short.wav"]["summary"]["duration_s"] == pytest.approx(1.0, abs=0.01)
+    # A tightly cut utterance (no quieter stretch around it) is speech from end to end.
+    short = timelines["short.wav"]
+    assert short["summary"]["duration_s"] == pytest.approx(1.0, abs=0.01)
+    assert [(s["start"], s["end"]) for s in short["segments"]] == [(0.0, 1.0)]
 
 
 def speech_with_pauses(rate: int = 16_000) -> tuple[np.ndarray, list[tuple[float, float]]]:
@@ -142,7 +145,7 @@ def speech_with_pauses(rate: int = 16_000) -> tuple[np.ndarray, list[tuple[float
     y = (0.001 * rng.standard_normal(14 * rate)).astype(np.float32)
     spans = [(0.5, 2.5), (4.0, 7.0), (9.0, 12.5)]
     for i, (start, end) in enumerate(spans):
-        burst = tone(freq=140.0 + 90 * i, seconds=end - start, seed=i)
+        burst = speech_like(freq=140.0 + 90 * i, seconds=end - start, seed=i)
         y[int(start * rate) : int(start * rate) + burst.size] += burst
     return y, spans
 

@@ -15,7 +15,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from service.api import create_app
 from service.settings import Settings
-from tests.helpers import encode, serve_in_thread, tone
+from service.vad import speech_seconds, speech_segments
+from tests.helpers import coloured_noise, encode, hum, serve_in_thread, speech_like
 
 RATE = 16_000
 
@@ -30,14 +31,14 @@ def quiet(seconds: float, rate: int, *, level: float = 0.0005, seed: int = 0) ->
 
 
 def speech_with_pause(rate: int) -> np.ndarray:
-    """5 s: 1 s of quiet (the stream learns its noise floor), 2 s of tone, 1 s of quiet, 1 s
-    of tone running to the end."""
+    """5 s: 1 s of quiet, 2 s of voice-like sound, 1 s of quiet, 1 s of voice-like sound
+    running to the end."""
     return np.concatenate(
         [
             quiet(1.0, rate, seed=1),
-            tone(seconds=2.0, rate=rate),
+            speech_like(seconds=2.0, rate=rate),
             quiet(1.0, rate),
-            tone(freq=300.0, seconds=1.0, rate=rate),
+            speech_like(freq=300.0, seconds=1.0, rate=rate, seed=1),
         ]
     )
 
@@ -82,6 +83,7 @@ def test_stream_faster_than_real_time(client: TestClient, rate: int) -> None:
     assert [e["end"] for e in emotions] == pytest.approx([2.0 + 0.5 * i for i in range(7)], abs=0.1)
     for e in emotions:
         assert e["end"] - e["start"] == pytest.approx(2.0, abs=0.02)
+        assert 0.0 < e["speech_s"] <= 2.0
         assert sum(e["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert e["label"] == max(e["probabilities"], key=e["probabilities"].get)
         assert e["confidence"] == e["probabilities"][e["label"]]
@@ -93,14 +95,57 @@ def test_stream_faster_than_real_time(client: TestClient, rate: int) -> None:
     assert events[-1] == {"type": "end", "duration_s": pytest.approx(5.0, abs=0.01)}
 
 
+def test_windows_without_speech_get_no_speech_events(client: TestClient) -> None:
+    # 1 s of speech, 3 s of quiet, 1 s of speech; 1 s windows every 0.5 s.
+    audio = np.concatenate(
+        [speech_like(seconds=1.0), quiet(3.0, RATE, seed=2), speech_like(seconds=1.0, seed=3)]
+    )
+    events = stream_through(client, audio, window_s=1.0, hop_s=0.5)
+    hops = [e for e in events if e["type"] in ("emotion", "no_speech")]
+    # One event per hop, windows ending at 1.0, 1.5, ..., 5.0 s.
+    assert [e["end"] for e in hops] == pytest.approx([1.0 + 0.5 * i for i in range(9)], abs=0.01)
+    for e in hops:
+        # Speech is what /predict would find in the same window: the detector, run on it.
+        window = audio[round(e["start"] * RATE) : round(e["end"] * RATE)]
+        found = speech_segments(window, sample_rate=RATE)
+        assert (e["type"] == "emotion") == bool(found), e
+        if e["type"] == "emotion":
+            assert e["speech_s"] == pytest.approx(speech_seconds(found, sample_rate=RATE))
+        else:
+            assert set(e) == {"type", "start", "end"}
+    kinds = [e["type"] for e in hops]
+    assert kinds[0] == kinds[-1] == "emotion" and "no_speech" in kinds
+    # A window of quiet alone: 2.5 -> 3.5 s.
+    assert next(e for e in hops if e["end"] == 3.5)["type"] == "no_speech"
+    # Pauses are not errors, and cost no feature extraction.
+    service = client.get("/metrics").json()["service"]
+    assert service["errors"] == {}
+    assert service["latency_ms"]["features"]["count"] == kinds.count("emotion")
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        np.zeros(3 * RATE, dtype=np.float32),
+        coloured_noise(seconds=3.0, level_db=-20.0),
+        coloured_noise(exponent=2.0, seconds=3.0, level_db=-20.0),
+        hum(seconds=3.0),
+    ],
+    ids=["silence", "white noise", "brown noise", "hum"],
+)
+def test_a_stream_without_speech_gets_no_emotion(client: TestClient, audio: np.ndarray) -> None:
+    events = stream_through(client, audio, window_s=1.0, hop_s=0.5)
+    assert [e["type"] for e in events] == ["no_speech"] * 5 + ["end"]
+
+
 def _recording() -> np.ndarray:
-    """20 s: noise, bursts of several loudnesses, a gap short enough to bridge, a blip too
-    short to keep, long pauses."""
+    """20 s: faint noise (under the detector's level), bursts of several loudnesses, a gap
+    short enough to bridge, a blip too short to keep (two frames), long pauses."""
     rng = np.random.default_rng(7)
-    y = (0.003 * rng.standard_normal(20 * RATE)).astype(np.float32)
-    bursts = [(1.2, 3.0, 0.05), (3.2, 4.4, 0.2), (6.0, 6.15, 0.3), (8.0, 11.5, 0.1), (14, 19, 0.4)]
+    y = (0.0005 * rng.standard_normal(20 * RATE)).astype(np.float32)
+    bursts = [(1.2, 3.0, 0.05), (3.2, 4.4, 0.2), (6.0, 6.06, 0.3), (8.0, 11.5, 0.1), (14, 19, 0.4)]
     for i, (start, end, amplitude) in enumerate(bursts):
-        burst = tone(freq=140.0 + 40 * i, seconds=end - start, amplitude=amplitude, seed=i)
+        burst = speech_like(freq=140.0 + 40 * i, seconds=end - start, amplitude=amplitude, seed=i)
         y[int(start * RATE) : int(start * RATE) + burst.size] += burst
     return y
 
@@ -166,7 +211,7 @@ def test_window_and_hop_bounds(
     with client.websocket_connect("/v1/stream") as ws:
         ws.send_text(config(window_s=window_s, hop_s=hop_s))
         if accepted:
-            ws.send_bytes(pcm16(tone(seconds=0.6)))
+            ws.send_bytes(pcm16(speech_like(seconds=0.6)))
             ws.send_text(json.dumps({"type": "end"}))
             events = collect(ws)
             assert len([e for e in events if e["type"] == "emotion"]) == (window_s <= 0.6)
@@ -203,10 +248,11 @@ def test_a_silent_client_is_closed_after_the_config_timeout(stream_client: TestC
 def test_a_stream_over_the_length_limit_is_closed(stream_client: TestClient) -> None:
     with stream_client.websocket_connect("/v1/stream") as ws:
         ws.send_text(config(window_s=0.5))
-        ws.send_bytes(pcm16(tone(seconds=0.9)))
-        first = ws.receive_json()  # the first window fits
-        assert first["type"] == "emotion"
-        ws.send_bytes(pcm16(tone(seconds=0.2)))
+        ws.send_bytes(pcm16(speech_like(seconds=0.9)))
+        first = ws.receive_json()
+        assert first == {"type": "segment", "event": "start", "time": 0.0}
+        assert ws.receive_json()["type"] == "emotion"  # the first window fits
+        ws.send_bytes(pcm16(speech_like(seconds=0.2)))
         closed = closed_with(ws)
     assert closed.code == 1008 and "longer than 1 s" in closed.reason
     assert _stream_stats(stream_client)["errors"] == {"stream_too_long": 1}
@@ -243,7 +289,7 @@ def test_not_ready_closes_with_try_again_later(settings: Settings) -> None:
 
 
 def test_streams_count_in_the_service_stats(client: TestClient) -> None:
-    events = stream_through(client, tone(seconds=3.0), window_s=1.0, hop_s=0.5)
+    events = stream_through(client, speech_like(seconds=3.0), window_s=1.0, hop_s=0.5)
     emotions = [e for e in events if e["type"] == "emotion"]
     assert len(emotions) == 5
     service = client.get("/metrics").json()["service"]
@@ -259,7 +305,7 @@ def test_real_client_in_real_time(tiny_model: Path) -> None:
     import websockets
 
     async def run(url: str) -> list[dict]:
-        audio = tone(seconds=3.0)
+        audio = speech_like(seconds=3.0)
         events: list[dict] = []
         async with websockets.connect(url.replace("http", "ws") + "/v1/stream") as ws:
             await ws.send(config(window_s=1.0, hop_s=0.5))

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.audio import AudioTooLongError, decode_audio
+from service.errors import NoSpeechError
 from service.inference import ClipResult
 from service.model import load_model
 from service.settings import Settings
@@ -24,8 +25,8 @@ from service.timeline import (
     span_windows,
     timeline,
 )
-from service.vad import frame_energies, segments_from_energy, speech_segments
-from tests.helpers import encode, tone
+from service.vad import analyse_blocks, segments_from_stats, speech_segments
+from tests.helpers import coloured_noise, encode, speech_like, tone
 
 RATE = 16_000
 
@@ -36,7 +37,7 @@ def _recording() -> tuple[np.ndarray, list[tuple[float, float]]]:
     y = (0.001 * rng.standard_normal(20 * RATE)).astype(np.float32)
     spans = [(1.0, 2.5), (4.0, 9.0), (12.0, 12.8)]
     for i, (start, end) in enumerate(spans):
-        burst = tone(freq=150.0 + 80 * i, seconds=end - start, seed=i)
+        burst = speech_like(freq=150.0 + 80 * i, seconds=end - start, seed=i)
         y[int(start * RATE) : int(start * RATE) + burst.size] += burst
     return y, spans
 
@@ -88,7 +89,7 @@ def _multi_segment() -> np.ndarray:
     rng = np.random.default_rng(3)
     y = (0.002 * rng.standard_normal(40 * RATE)).astype(np.float32)
     for start, length in [(0.5, 7.3), (10.0, 3.2), (15.0, 0.4), (20.0, 12.9), (35.0, 3.05)]:
-        burst = tone(freq=120.0 + 20 * start, seconds=length, seed=int(start))
+        burst = speech_like(freq=120.0 + 20 * start, seconds=length, seed=int(start))
         y[int(start * RATE) : int(start * RATE) + burst.size] += burst
     return y
 
@@ -115,11 +116,13 @@ def test_energies_and_windows_do_not_depend_on_block_boundaries(tiny_model) -> N
     model = load_model(tiny_model)
     y = _multi_segment()
     ragged = np.array_split(y, [1, 479, 481, 16_000, 16_001, 200_000, 200_333])
-    whole_energy, n = frame_energies([y], frame=480)
-    energy, n_ragged = frame_energies(ragged, frame=480)
-    np.testing.assert_array_equal(energy, whole_energy)
+    whole, n = analyse_blocks([y], sample_rate=RATE)
+    stats, n_ragged = analyse_blocks(ragged, sample_rate=RATE)
+    np.testing.assert_array_equal(stats.energy_db, whole.energy_db)
+    np.testing.assert_array_equal(stats.voicing, whole.voicing)
     assert n == n_ragged == y.size
-    spans = segments_from_energy(energy, n, sample_rate=RATE)
+    spans = segments_from_stats(stats, n, sample_rate=RATE)
+    assert len(spans) == 5
     options = {"window": 3 * RATE, "min_window": RATE // 2}
     one = classify_spans(model, [y], spans, **options)
     many = classify_spans(model, ragged, spans, **options)
@@ -165,17 +168,18 @@ def test_block_timeline_equals_the_whole_array_timeline(
     assert set(result.timings_s) == {"decode", "features", "inference", "timeline", "total"}
 
 
-def test_without_speech_the_overall_answer_covers_the_whole_recording(tiny_model) -> None:
+def test_a_recording_without_speech_is_no_speech_as_for_predict(tiny_model) -> None:
     model = load_model(tiny_model)
-    # Steady noise: nothing rises 12 dB above the floor, yet it is not digital silence.
-    y = (0.01 * np.random.default_rng(0).standard_normal(7 * RATE)).astype(np.float32)
-    data = encode(y, subtype="FLOAT")
-    result = classify_with_timeline(model, data)
-    assert result.timeline is not None and result.timeline["summary"]["segments"] == 0
-    samples = decode_audio(data).samples
-    expected = classify_span(model, samples, window=3 * RATE, min_window=RATE // 2)
-    got = np.array([result.prediction.probabilities[label] for label in model.labels])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # Steady noise with a hum: loud, but never voiced speech.
+    y = coloured_noise(exponent=1.0, seconds=7.0, level_db=-30.0) + 0.5 * tone(
+        freq=60.0, seconds=7.0, noise=0.0
+    )
+    with pytest.raises(NoSpeechError) as caught:
+        classify_with_timeline(model, encode(y, subtype="FLOAT"))
+    assert caught.value.detail == "No speech found in 7.00 s of audio."
+    body = timeline(model, y)  # the timeline alone: no segment, no dominant emotion
+    assert body["segments"] == [] and body["summary"]["speech_s"] == 0.0
+    assert body["summary"]["dominant"] is None
 
 
 def test_a_file_object_is_read_from_where_it_stands_on_each_pass(tiny_model) -> None:
@@ -210,7 +214,7 @@ def _long_recording(path: Path, *, seconds: int, rate: int) -> None:
     with sf.SoundFile(path, "w", samplerate=rate, channels=2, subtype="PCM_16") as out:
         for k in range(seconds // 10):
             y = (0.002 * rng.standard_normal(10 * rate)).astype(np.float32)
-            burst = tone(freq=140.0 + 7 * k, seconds=4.0, rate=rate, seed=k)
+            burst = speech_like(freq=140.0 + 7 * k, seconds=4.0, rate=rate, seed=k)
             y[2 * rate : 2 * rate + burst.size] += burst
             out.write(np.stack([y, 0.8 * y], axis=1))
 

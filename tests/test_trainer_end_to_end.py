@@ -36,6 +36,9 @@ def _clip(label: str, *, speaker_shift: float, seed: int, rate: int = 16_000) ->
     vibrato = 1 + 0.02 * np.sin(2 * np.pi * rng.uniform(3, 6) * t)
     phase = 2 * np.pi * np.cumsum(f0 * vibrato) / rate
     y = sum(amplitude / k * np.sin(k * phase) for k in (1, 2, 3, 4))
+    # A syllable-rate swell: the service answers only clips its speech detector takes for
+    # speech, and a voice's level moves where a steady tone's does not.
+    y = y * (0.7 + 0.3 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.3)))
     y = y * (1 + 0.1 * rng.standard_normal()) + noise * rng.standard_normal(t.size)
     return y.astype(np.float32)
 

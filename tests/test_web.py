@@ -12,7 +12,7 @@ import pytest
 from service.api import create_app
 from service.settings import Settings
 from service.timeline_plot import EMOTION_COLOURS
-from tests.helpers import encode, serve_in_thread, tone
+from tests.helpers import encode, serve_in_thread, speech_like
 from tests.test_predict_cli import speech_with_pauses
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,7 +51,7 @@ def page(server: str):
 
 def test_upload_shows_the_same_label_as_the_api(server: str, page, tmp_path: Path) -> None:
     clip = tmp_path / "clip.wav"
-    clip.write_bytes(encode(tone(freq=260.0, seconds=1.5)))
+    clip.write_bytes(encode(speech_like(freq=260.0, seconds=1.5)))
     expected = httpx.post(
         f"{server}/predict", files={"file": ("clip.wav", clip.read_bytes())}
     ).json()

@@ -12,6 +12,12 @@ class PredictResponse(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="Probability of `label`.")
     probabilities: dict[str, float] = Field(description="Probability of every label.")
     duration_s: float = Field(description="Duration of the decoded audio in seconds.")
+    speech_s: float = Field(
+        ge=0.0,
+        description="Seconds of speech the speech detector found (its segments' total length; "
+        "with timeline=true, the summary's `speech_s`). A clip without speech is not "
+        "answered: 422 `no_speech`.",
+    )
     model: str = Field(description="Version of the model that answered.")
     timing_ms: dict[str, float] = Field(description="Time spent per stage, in milliseconds.")
     timeline: dict[str, Any] | None = Field(
@@ -38,6 +44,7 @@ class BatchItem(BaseModel):
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
     duration_s: float | None = None
+    speech_s: float | None = None
     model: str | None = None
     timing_ms: dict[str, float] | None = None
     error: str | None = None

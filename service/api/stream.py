@@ -3,18 +3,26 @@
 Protocol: the client sends one JSON text message ``{"sample_rate": 16000, "format": "pcm16"}``
 (optional ``window_s``, 0.5-10, default 2.0, and ``hop_s``, 0.1-``window_s``, default 0.5)
 within ``SER_STREAM_CONFIG_TIMEOUT_S``, then binary messages of little-endian signed 16-bit mono
-samples, then ``{"type": "end"}`` (or just closes). The server sends ``{"type": "emotion", ...}``
-for the latest window every hop, ``{"type": "segment", "event": "start"|"end", "time": ...}``
-when speech starts or stops, and ``{"type": "end"}`` before closing. Bad input closes the socket
+samples, then ``{"type": "end"}`` (or just closes). Every hop, the server sends one event about
+the latest window: ``{"type": "emotion", "start", "end", "label", "confidence", "probabilities",
+"speech_s", "latency_ms"}`` when the window holds speech, ``{"type": "no_speech", "start",
+"end"}`` when it holds none, or ``{"type": "skipped", ...}`` under overload (below). It also
+sends ``{"type": "segment", "event": "start"|"end", "time": ...}`` when speech starts or stops,
+and ``{"type": "end"}`` before closing. Bad input closes the socket
 with code 1003 (unsupported data) or 1007 (invalid payload) or 1008 (policy: auth, limits) and
 a reason; 1013 (try again later) before the model is ready.
 
-Speech segments come from :class:`service.vad.StreamingVad`, the timeline's detector judging
-each frame against the noise floor and peak heard so far: a segment's ``start`` is sent once it
-has lasted long enough to be kept (0.3 s), its ``end`` once a gap too long to bridge has passed
-(0.3 s), both with the timeline's padding; a segment still open at the end of the stream ends
-with it. The times agree with what ``POST /predict?timeline=true`` finds in the same audio, once
-the stream has had a quieter stretch to learn its noise floor from.
+Speech comes from the one detector, :mod:`service.vad`. A window holds speech when the detector
+finds speech in it, exactly as ``POST /predict`` of the window's audio would answer rather than
+refuse with 422 ``no_speech``: silence, noise or a hum between utterances gets ``no_speech``,
+never an emotion. The event is sent all the same, so a client keeps one event per hop and can
+clear a live display instead of leaving the last emotion on it; it is not counted as an error
+(pauses are normal in a stream), and the window costs no feature extraction. Segments come
+from :class:`service.vad.StreamingVad`, the timeline's detector judging each frame as it
+arrives: a segment's ``start`` is sent once it holds enough voiced speech (about 0.1 s), its
+``end`` once a gap too long to bridge has passed (0.3 s), both with the timeline's padding; a
+segment still open at the end of the stream ends with it. The times are those
+``POST /predict?timeline=true`` finds in the same audio.
 
 The stream obeys the same rules as the HTTP routes: each hop's inference takes a slot of the
 worker's shared in-flight limiter (``SER_MAX_INFLIGHT``), its stage timings and errors go to the
@@ -55,7 +63,7 @@ from service.errors import ErrorInfo, OverloadedError, describe_error
 from service.inference import prediction_fields
 from service.model import EmotionModel
 from service.settings import Settings
-from service.vad import SegmentEvent, StreamingVad
+from service.vad import SegmentEvent, StreamingVad, speech_seconds, speech_segments
 
 log = logging.getLogger(__name__)
 
@@ -262,28 +270,39 @@ class _Session:
             "end": round(self.received / self.target, 3),
         }
 
-        def infer() -> tuple[np.ndarray, dict[str, float]]:
+        def infer() -> tuple[np.ndarray, float, dict[str, float]] | None:
             t0 = time.perf_counter()
-            features = model.feature_set.extract(samples)
+            segments = speech_segments(samples, sample_rate=self.target)
+            if not segments:
+                return None
             t1 = time.perf_counter()
-            probs = model.predict_proba(features)[0]
+            features = model.feature_set.extract(samples)
             t2 = time.perf_counter()
-            return probs, {"features": t1 - t0, "inference": t2 - t1, "total": t2 - t0}
+            probs = model.predict_proba(features)[0]
+            t3 = time.perf_counter()
+            speech_s = speech_seconds(segments, sample_rate=self.target)
+            timings = {"vad": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0}
+            return probs, speech_s, timings
 
         try:
             # Taken on the event loop, so a refused hop costs no thread hop.
             with self.limiter:
-                probs, timings = await anyio.to_thread.run_sync(infer)
+                outcome = await anyio.to_thread.run_sync(infer)
         except OverloadedError as exc:
             self.stats.record_error(exc.code)
             skipped = {"type": "skipped", **span, "error": exc.code, "detail": exc.detail}
             await self.websocket.send_json(skipped)
             return
+        if outcome is None:
+            await self.websocket.send_json({"type": "no_speech", **span})
+            return
+        probs, speech_s, timings = outcome
         self.stats.record_timing(timings)
         event: dict[str, Any] = {
             "type": "emotion",
             **span,
             **prediction_fields(model.to_prediction(probs)),
+            "speech_s": round(speech_s, 3),
             # From the arrival of the message holding the window's last sample to this event.
             "latency_ms": round(1000 * (time.perf_counter() - arrived), 3),
         }

@@ -28,7 +28,7 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "API key not valid"},
     413: {"description": "Body or audio longer than the limits"},
     415: {"description": "Not a supported audio format"},
-    422: {"description": "Invalid or empty audio, or a missing file field"},
+    422: {"description": "Invalid or empty audio, no speech in it, or a missing file field"},
     503: {"description": "Overloaded or not ready"},
 }
 
