@@ -25,7 +25,7 @@ from service.timeline import (
     span_windows,
     timeline,
 )
-from service.vad import analyse_blocks, segments_from_stats, speech_segments
+from service.vad import DEFAULT_VAD, analyse_blocks, segments_from_stats, speech_segments
 from tests.helpers import coloured_noise, encode, speech_like, tone
 
 RATE = 16_000
@@ -116,8 +116,8 @@ def test_energies_and_windows_do_not_depend_on_block_boundaries(tiny_model) -> N
     model = load_model(tiny_model)
     y = _multi_segment()
     ragged = np.array_split(y, [1, 479, 481, 16_000, 16_001, 200_000, 200_333])
-    whole, n = analyse_blocks([y], sample_rate=RATE)
-    stats, n_ragged = analyse_blocks(ragged, sample_rate=RATE)
+    whole, n = analyse_blocks([y], sample_rate=RATE, config=DEFAULT_VAD)
+    stats, n_ragged = analyse_blocks(ragged, sample_rate=RATE, config=DEFAULT_VAD)
     np.testing.assert_array_equal(stats.energy_db, whole.energy_db)
     np.testing.assert_array_equal(stats.voicing, whole.voicing)
     assert n == n_ragged == y.size

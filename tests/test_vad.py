@@ -63,9 +63,9 @@ def test_online_segments_equal_the_offline_ones(seed: int) -> None:
 def test_frame_measures_do_not_depend_on_blocks(rate: int) -> None:
     # 16 and 48 kHz are brought to 4 kHz by means of sample groups, 44.1 kHz by soxr.
     y = speech_like(seconds=2.3, rate=rate) + coloured_noise(seconds=2.3, rate=rate, seed=3)
-    whole = frame_stats(y, sample_rate=rate)
+    whole = frame_stats(y, sample_rate=rate, config=DEFAULT_VAD)
     ragged = np.array_split(y, [1, 479, 481, rate, rate + 1, 2 * rate])
-    blocks, n = analyse_blocks(ragged, sample_rate=rate)
+    blocks, n = analyse_blocks(ragged, sample_rate=rate, config=DEFAULT_VAD)
     assert n == y.size and whole.energy_db.shape == (y.size // int(0.03 * rate),)
     np.testing.assert_array_equal(blocks.energy_db, whole.energy_db)
     np.testing.assert_array_equal(blocks.voicing, whole.voicing)
@@ -134,10 +134,13 @@ def test_non_speech_is_refused(kind: str) -> None:
 
 
 def test_voicing_tells_a_voice_from_noise() -> None:
-    voice = frame_stats(speech_like(seconds=2.0, amplitude=0.1), sample_rate=RATE)
+    voice = frame_stats(
+        speech_like(seconds=2.0, amplitude=0.1), sample_rate=RATE, config=DEFAULT_VAD
+    )
     assert np.median(voice.voicing) > 0.8 and voiced(voice).mean() > 0.9
     for exponent in (0.0, 1.0, 2.0):
-        noise = frame_stats(coloured_noise(exponent=exponent, seconds=2.0), sample_rate=RATE)
+        noise = coloured_noise(exponent=exponent, seconds=2.0)
+        noise = frame_stats(noise, sample_rate=RATE, config=DEFAULT_VAD)
         assert np.percentile(noise.voicing, 90) < 0.45, exponent
 
 
