@@ -127,19 +127,25 @@ def _corpus_mix(config: TrainConfig) -> str:
 
 
 def _encoder_licence(metadata: dict[str, str]) -> list[str]:
-    """The pretrained encoder a feature set runs, if any: its own licence travels too."""
-    encoder = json.loads(metadata[contract.KEY_FEATURE_CONFIG]).get("encoder")
-    if not encoder:
-        return []
-    return [
-        f"Pretrained component: {encoder['source']} (weights in `service/encoders/"
-        f"{encoder['file']}`, stored packed as `{encoder['file']}{PACKED_SUFFIX}`; SHA-256 "
-        f"`{encoder['sha256'][:16]}…`; licence text in "
-        "`service/encoders/LICENSE-resemblyzer`). Its licence permits commercial use; the "
-        "corpora above do not.",
-        "Cost: the encoder is an LSTM run over every 10 ms frame of the clip's speech span, "
-        "several times the CPU per clip of the statistics alone (docs/performance.md).",
-    ]
+    """The pretrained encoders a feature set runs, if any: their own licences travel too."""
+    config = json.loads(metadata[contract.KEY_FEATURE_CONFIG])
+    encoders = config.get("encoders") or ([config["encoder"]] if config.get("encoder") else [])
+    lines = []
+    for encoder in encoders:
+        # GE2E's configuration predates the licence field; its text ships beside it.
+        licence = encoder.get("licence") or "Apache-2.0: service/encoders/LICENSE-resemblyzer"
+        lines.append(
+            f"Pretrained component: {encoder['source']} (weights in `service/encoders/"
+            f"{encoder['file']}`, stored packed as `{encoder['file']}{PACKED_SUFFIX}`; SHA-256 "
+            f"`{encoder['sha256'][:16]}…`; licence {licence}). Its licence permits commercial "
+            "use; the corpora above do not."
+        )
+    if encoders:
+        lines.append(
+            "Cost: the pretrained encoders run over every frame of the clip, several times the "
+            "CPU per clip of the statistics alone (docs/performance.md)."
+        )
+    return lines
 
 
 def write_card(

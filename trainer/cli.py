@@ -10,7 +10,7 @@ from pathlib import Path
 
 from service.features import FEATURE_SETS, get_feature_set
 from trainer.config import TrainConfig
-from trainer.corpora import CorpusError, default_data_root, load_corpora
+from trainer.corpora import CORPORA, CorpusError, default_data_root, load_corpora
 from trainer.extract import default_cache_dir
 from trainer.recipes import DEFAULT, RECIPES
 
@@ -25,14 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="corpora",
         metavar="SPEC",
-        help="tess, ravdess, tess=PATH, ravdess=PATH or a manifest.csv (path,label[,speaker]); "
-        "repeatable (default: tess and ravdess)",
+        help="a corpus under --data-root (tess, ravdess, emodb, emovo, turevdb), NAME=PATH, or a "
+        "manifest.csv (path,label[,speaker]); repeatable (default: all five)",
     )
     parser.add_argument(
         "--data-root",
         type=Path,
         default=default_data_root(),
-        help="folder holding tess/ and ravdess/ (default: %(default)s)",
+        help="folder holding the corpora's folders (default: %(default)s)",
     )
     parser.add_argument(
         "--calm-as",
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--protocols",
         default="random,speaker",
-        help="comma-separated evaluation protocols, or 'none' (default: %(default)s)",
+        help="comma-separated evaluation protocols: random, speaker, loco (leave one corpus "
+        "out), or 'none' (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         clips = load_corpora(
-            args.corpora or ["tess", "ravdess"],
+            args.corpora or list(CORPORA),
             data_root=args.data_root,
             calm_as=None if args.calm_as == "drop" else args.calm_as,
         )

@@ -159,8 +159,10 @@ def iter_protocol(protocol: str, clips: Sequence[Clip], *, seed: int) -> Iterato
         yield from random_folds(clips, seed=seed)
     elif protocol == "speaker":
         yield from speaker_folds(clips)
+    elif protocol == "loco":
+        yield from corpus_folds(clips)
     else:
-        raise ValueError(f"unknown protocol {protocol!r} (random, speaker)")
+        raise ValueError(f"unknown protocol {protocol!r} (random, speaker, loco)")
 
 
 def classification_metrics(

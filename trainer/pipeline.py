@@ -145,8 +145,15 @@ def evaluate_protocol(
         )
         raw = predict_proba(trained.model, x[fold.test])
         probs = apply_temperature(raw, trained.temperature)
+        # A held-out corpus is scored over its own labels: the answer is the likeliest of them.
+        scored = (
+            sorted(set(y[fold.test].tolist())) if protocol == "loco" else list(range(len(labels)))
+        )
+        choice = np.array(scored)[probs[:, scored].argmax(axis=1)]
         metrics = classification_metrics(
-            [labels[i] for i in y[fold.test]], [labels[i] for i in probs.argmax(axis=1)], labels
+            [labels[i] for i in y[fold.test]],
+            [labels[i] for i in choice],
+            [labels[i] for i in scored],
         )
         metrics["ece_uncalibrated"] = expected_calibration_error(raw, y[fold.test])
         metrics["ece"] = expected_calibration_error(probs, y[fold.test])
