@@ -33,10 +33,11 @@ def probability_columns(labels: Sequence[str]) -> list[str]:
 def columns(labels: Sequence[str], *, timeline: bool) -> list[str]:
     """Column names in output order.
 
-    Per recording: ``path, label, confidence, p_<label>..., duration_s, model, error,
+    Per recording: ``path, label, confidence, p_<label>..., duration_s, speech_s, model, error,
     detail``. With ``timeline``, per speech segment: ``path, segment, start, end, label,
-    confidence, p_<label>..., duration_s, model, error, detail``; ``segment`` counts from 0,
-    ``start`` and ``end`` are seconds, ``duration_s`` is the whole recording's.
+    confidence, p_<label>..., duration_s, speech_s, model, error, detail``; ``segment`` counts
+    from 0, ``start`` and ``end`` are seconds, ``duration_s`` and ``speech_s`` are the whole
+    recording's (as in the ``/predict`` answer).
     """
     head = ["path", "segment", "start", "end"] if timeline else ["path"]
     return [
@@ -45,6 +46,7 @@ def columns(labels: Sequence[str], *, timeline: bool) -> list[str]:
         "confidence",
         *probability_columns(labels),
         "duration_s",
+        "speech_s",
         "model",
         "error",
         "detail",
@@ -79,15 +81,17 @@ def answer_rows(path: str, answer: dict[str, Any], *, timeline: bool) -> list[Ro
     answer : dict
         :func:`service.inference.clip_answer` of the recording (with ``timeline`` when asked).
     timeline : bool
-        One row per speech segment; a recording without speech gets one row whose
-        ``segment``, ``label`` and probabilities are null (it is not an error).
+        One row per speech segment. (A recording without speech is the service's
+        ``no_speech`` error, an error row; were a timeline ever empty without one, the
+        recording would still get its one row, with a null ``segment``.)
 
     Returns
     -------
     list of dict
         Rows with the keys of :func:`columns` that apply (missing keys are null).
     """
-    common = {"path": path, "duration_s": answer["duration_s"], "model": answer["model"]}
+    common = {"path": path, "model": answer["model"]}
+    common.update(duration_s=answer["duration_s"], speech_s=answer["speech_s"])
     if not timeline:
         return [{**common, **_prediction(answer)}]
     segments = answer["timeline"]["segments"]
