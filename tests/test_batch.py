@@ -338,6 +338,23 @@ def test_a_cut_jsonl_record_drops_the_rows_of_its_recording(tmp_path: Path) -> N
     assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == ["a.wav"]
 
 
+def test_parquet_parts_are_written_during_the_job_not_only_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.batch.output.FLUSH_ROWS", 2)
+    schema = rows.schema(("sad", "happy"), timeline=False)
+    out = tmp_path / "r.parquet"
+    output = open_output(out, schema)
+    for name in ("a.wav", "b.wav", "c.wav"):
+        output.write(rows.to_table([{"path": name}], schema))
+    # Killed here (no close): the first two rows are safe in a whole part file.
+    (part,) = out.glob("part-*.parquet")
+    assert pq.read_table(part)["path"].to_pylist() == ["a.wav", "b.wav"]
+    assert open_output(out, schema).done == {"a.wav", "b.wav"}
+    output.close()
+    assert open_output(out, schema).done == {"a.wav", "b.wav", "c.wav"}
+
+
 def test_outputs_that_cannot_be_used_are_refused(tmp_path: Path) -> None:
     schema = rows.schema(("sad", "happy"), timeline=False)
     with pytest.raises(OutputError, match="must end in"):
