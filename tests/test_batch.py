@@ -387,9 +387,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
-    """A two-CPU Ray head on loopback: its ray:// address, and the environment (with the
-    cluster's token) a client needs. Stopped with SIGINT, as Ctrl-C stops ``ray start --block``."""
+def ray_head() -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A two-CPU Ray head on loopback: its ray:// address, the environment (with the
+    cluster's token) a client needs, and its folder (logs). Stopped with SIGINT, as Ctrl-C
+    stops ``ray start --block``."""
     env = dict(
         os.environ,
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # one machine: loopback only
@@ -417,7 +418,7 @@ def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
                 temp / "head.log"
             ).read_text()
             time.sleep(0.5)
-        yield f"ray://127.0.0.1:{client_port}", env
+        yield f"ray://127.0.0.1:{client_port}", env, temp
     finally:
         head.send_signal(signal.SIGINT)
         try:
@@ -429,19 +430,23 @@ def ray_head() -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def test_the_command_on_a_ray_client_address(
-    ray_head: tuple[str, dict[str, str]],
+    ray_head: tuple[str, dict[str, str], Path],
     parquet_out: Path,
     folder: Path,
     tiny_model: Path,
     tmp_path: Path,
 ) -> None:
-    address, env = ray_head
+    address, env, temp = ray_head
     out = tmp_path / "cluster.parquet"
     command = [sys.executable, "-m", "service.batch.cli", str(folder), "--out", str(out)]
     command += ["--address", address, "--model", str(tiny_model), "--max-seconds", MAX_SECONDS]
     done = subprocess.run(
         [*command, "--no-progress"], env=env, capture_output=True, text=True, timeout=300
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    server_logs = "".join(
+        f"--- {log.name}\n{log.read_text()[-2000:]}"
+        for log in temp.glob("session_*/logs/ray_client_server*")
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + server_logs
     assert "(RemoteDriver pid=" in done.stderr  # the dataset ran in an actor of the cluster
     assert _by_path(_read(out)) == _by_path(_read(parquet_out))
