@@ -52,3 +52,20 @@ def test_a_card_names_the_licence_of_every_pretrained_encoder() -> None:
     assert any("LICENSE-resemblyzer" in line for line in ge2e_lines)
     stats = get_feature_set("speech-stats-v2").to_dict()
     assert _encoder_licence({contract.KEY_FEATURE_CONFIG: json.dumps(stats)}) == []
+
+
+def test_the_card_leads_loco_with_the_mean_over_corpora_and_names_their_languages() -> None:
+    from trainer.card import LANGUAGES, results_table
+
+    def summary(ua: float) -> dict[str, float]:
+        return {
+            "folds": 1,
+            "unweighted_accuracy": ua,
+            "unweighted_accuracy_std": 0.0,
+            "accuracy": ua,
+            "macro_f1": ua,
+        }
+
+    table = results_table({"loco": {"summary": {"emodb": summary(0.8), "tess": summary(0.4)}}})
+    assert "| loco | **mean of the 2 corpora** | 2 | **60.0%** | | |" in table
+    assert set(LANGUAGES) == {"tess", "ravdess", "emodb", "emovo", "turevdb"}
