@@ -10,7 +10,7 @@ MODEL  ?= models/ser-default.onnx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-container train train-accurate lint bench-accuracy bench-speed clean
+.PHONY: run test test-container train train-fast train-accurate lint bench-accuracy bench-speed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[trainer,dev,batch]"
 	@touch $@ $(VENV)/.service
 
-# make run MODEL=models/ser-accurate.onnx serves the opt-in accurate model instead.
+# make run MODEL=models/ser-fast.onnx serves the fast model instead.
 run: $(VENV)/.service  ## serve the bundled model on http://$(HOST):$(PORT)
 	SER_HOST=$${SER_HOST:-$(HOST)} SER_PORT=$${SER_PORT:-$(PORT)} \
 	  SER_MODEL_PATH=$${SER_MODEL_PATH:-$(MODEL)} $(BIN)/ser-serve
@@ -39,8 +39,12 @@ test: $(VENV)/.dev  ## install the test extras, lint, type-check and run the sui
 test-container: $(VENV)/.dev  ## build the service image and test it running (needs a Docker API)
 	$(BIN)/python -m pytest -m container -p no:cacheprovider
 
-train: $(VENV)/.dev  ## retrain the bundled model from $(DATA)
-	$(BIN)/ser-train --data-root $(DATA) --out $(MODEL)
+train: $(VENV)/.dev  ## retrain the bundled default model from $(DATA) (all five corpora)
+	$(BIN)/ser-train --data-root $(DATA) --protocols loco --out $(MODEL)
+
+train-fast: $(VENV)/.dev  ## retrain the fast model (statistics only) from $(DATA)
+	$(BIN)/ser-train --data-root $(DATA) --recipe fast --name ser-fast --protocols loco \
+	  --out models/ser-fast.onnx
 
 train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained encoder) from $(DATA)
 	$(BIN)/ser-train --data-root $(DATA) --recipe accurate --name ser-accurate \

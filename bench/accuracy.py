@@ -157,7 +157,7 @@ def build_parser(systems: Mapping[str, System], prog: str) -> argparse.ArgumentP
     parser.add_argument(
         "--systems",
         nargs="+",
-        default=[name for name in ("paper", "default", "accurate") if name in systems],
+        default=[name for name in ("paper", "fast", "default", "accurate") if name in systems],
         choices=list(systems),
         help="recipes to train and test side by side (default: the paper's and both bundled "
         "models')",

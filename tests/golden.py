@@ -16,7 +16,7 @@ import numpy as np
 from service.settings import BUNDLED_MODEL
 
 GOLDEN = Path(__file__).parent / "data" / "golden.json"
-MODELS = ("ser-default.onnx", "ser-accurate.onnx")
+MODELS = ("ser-default.onnx", "ser-fast.onnx", "ser-accurate.onnx")
 RATE = 16_000
 
 

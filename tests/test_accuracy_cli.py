@@ -62,7 +62,7 @@ def test_the_full_run_is_every_protocol_loco_first_over_two_seeds() -> None:
     args = _bench_args([])
     assert args.seeds == [42, 43] and args.protocols == list(PROTOCOLS)
     assert args.protocols[0] == "loco" and args.out == "accuracy" and not args.quick
-    assert args.systems == ["paper", "default", "accurate"]
+    assert args.systems == ["paper", "fast", "default", "accurate"]
 
 
 def test_quick_is_one_seed_fewer_protocols_and_its_own_report() -> None:

@@ -246,9 +246,9 @@ def test_seeds_give_a_mean_and_a_spread(monkeypatch, tmp_path) -> None:
 def test_quick_variant_trains_briefly_on_the_same_features() -> None:
     from trainer.recipes import RECIPES
 
-    default = RECIPES["default"]
-    quick = accuracy.quick_variant(default)
-    assert quick.feature_set is default.feature_set
+    fast = RECIPES["fast"]
+    quick = accuracy.quick_variant(fast)
+    assert quick.feature_set is fast.feature_set
     assert quick.config.epochs == accuracy.QUICK_EPOCHS and quick.config.ensemble == 1
-    assert quick.config.augmentations == default.config.augmentations[:1]
-    assert default.config.ensemble == 3  # the recipe itself is untouched
+    assert quick.config.augmentations == fast.config.augmentations[:1]
+    assert fast.config.ensemble == 3  # the recipe itself is untouched

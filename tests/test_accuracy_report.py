@@ -217,7 +217,7 @@ def test_the_systems_are_the_product_recipes_unless_a_study_passes_its_own() -> 
     from trainer.recipes import RECIPES
 
     parser = build_parser(RECIPES, "python -m bench.accuracy")
-    assert parser.parse_args([]).systems == ["paper", "default", "accurate"]
+    assert parser.parse_args([]).systems == ["paper", "fast", "default", "accurate"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--systems", "speech-stats-v2-voices"])
     default = RECIPES["default"]

@@ -1,4 +1,4 @@
-"""The models that ship in models/: both pass the service's contract check and answer, and
+"""The models that ship in models/: each passes the service's contract check and answers, and
 each has the card and files ``ser-train`` writes beside it."""
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from tests.helpers import tone
 
 MODELS = BUNDLED_MODEL.parent
 #: model file -> the feature set it must run on.
-SHIPPED = {"ser-default.onnx": "speech-stats-v2", "ser-accurate.onnx": "speech-stats-v2+ge2e-int8"}
+SHIPPED = {
+    "ser-default.onnx": "speech-stats-v2+whisper-l23-int8",
+    "ser-fast.onnx": "speech-stats-v2",
+    "ser-accurate.onnx": "speech-stats-v2+ge2e-int8",
+}
 
 
 @pytest.mark.parametrize(("file", "feature_set"), sorted(SHIPPED.items()))
@@ -32,15 +36,20 @@ def test_a_shipped_model_loads_answers_and_carries_its_card(file: str, feature_s
     card = path.with_suffix(".card.md").read_text(encoding="utf-8")
     assert model.version in card and "non-commercial" in card
     # A pretrained encoder's own licence travels with the model that runs it.
-    encoder = model.feature_set.to_dict().get("encoder")
-    assert ("Pretrained component" in card) == (encoder is not None)
-    if encoder is not None:
-        assert encoder["source"] in card and "LICENSE-resemblyzer" in card
-        licence = (ENCODER_DIR / "LICENSE-resemblyzer").read_text()
-        assert "Apache License" in licence and "Version 2.0" in licence
+    config = model.feature_set.to_dict()
+    encoders = config.get("encoders") or ([config["encoder"]] if config.get("encoder") else [])
+    assert ("Pretrained component" in card) == bool(encoders)
+    for encoder in encoders:
+        licence_file = (
+            "LICENSE-whisper" if "Whisper" in encoder["source"] else "LICENSE-resemblyzer"
+        )
+        assert encoder["source"] in card and licence_file in card
+        licence = (ENCODER_DIR / licence_file).read_text()
+        assert ("Apache License" in licence) or ("MIT License" in licence)
     # The evaluation beside it (per fold) summarises to the one inside it.
     beside = json.loads(path.with_suffix(".metrics.json").read_text())
-    assert "speaker" in beside
+    # Held-out voices at least: speakers of a corpus, or whole corpora.
+    assert {"speaker", "loco"} & set(beside)
     for protocol, evaluation in beside.items():
         assert evaluation["summary"] == model.metrics[protocol]
     # The training config saved beside it names the features the model was checked against.
@@ -49,7 +58,8 @@ def test_a_shipped_model_loads_answers_and_carries_its_card(file: str, feature_s
 
 
 @pytest.mark.parametrize(
-    ("file", "recipe"), [("ser-default", "default"), ("ser-accurate", "accurate")]
+    ("file", "recipe"),
+    [("ser-default", "default"), ("ser-fast", "fast"), ("ser-accurate", "accurate")],
 )
 def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
     file: str, recipe: str
@@ -70,6 +80,7 @@ def test_a_shipped_model_was_trained_on_the_recipe_the_benchmark_runs(
     ("target", "recipe", "out"),
     [
         ("train", "default", "models/ser-default.onnx"),
+        ("train-fast", "fast", "models/ser-fast.onnx"),
         ("train-accurate", "accurate", "models/ser-accurate.onnx"),
     ],
 )
@@ -102,13 +113,13 @@ def test_make_train_rules_train_the_recipes_the_benchmark_runs(
     assert args.out == Path(out)
 
 
-def test_the_recipes_are_the_paper_and_the_two_bundled_models_and_read_only() -> None:
+def test_the_recipes_are_the_paper_and_the_bundled_models_and_read_only() -> None:
     from dataclasses import FrozenInstanceError
 
     from trainer.cli import build_parser
     from trainer.recipes import RECIPES
 
-    assert list(RECIPES) == ["paper", "default", "accurate"]
+    assert list(RECIPES) == ["paper", "default", "fast", "accurate"]
     assert all(recipe.name == name for name, recipe in RECIPES.items())
     assert build_parser().parse_args([]).recipe == "default"
     with pytest.raises(TypeError):
