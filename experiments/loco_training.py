@@ -15,8 +15,8 @@ over those labels (TurEV-DB is scored on its four, EmoDB on its six). Variants o
   same total weight, times the class weights);
 - ``mask+balance-corpus``: both.
 
-To keep the cost affordable on a shared 2-core machine: the recipe's features
-(``speech-stats-v2``, cached by ``trainer.extract.extract_corpus``) without augmentation and
+To keep the cost affordable on a shared 2-core machine: the fast recipe's features
+(``speech-stats-v2``; the default's recipe when this ran), cached by ``trainer.extract.extract_corpus``) without augmentation and
 with one network instead of three; its other settings as they are (MLP 256-128, dropout 0.3,
 60 epochs, batch 128, class weights, speaker-disjoint early stopping).
 
@@ -49,12 +49,12 @@ from trainer.corpora import CORPORA, default_data_root, load_corpora
 from trainer.corpus_mix import corpus_label_sets
 from trainer.evaluate import classification_metrics
 from trainer.extract import default_cache_dir, extract_corpus
-from trainer.recipes import DEFAULT
+from trainer.recipes import FAST
 
 log = logging.getLogger("loco_training")
 
 #: The recipe's training without augmentation and with one network (see the docstring).
-BASE = replace(DEFAULT.config, augmentations=(), ensemble=1)
+BASE = replace(FAST.config, augmentations=(), ensemble=1, balance="none")
 VARIANTS: dict[str, TrainConfig] = {
     "plain": BASE,
     "mask": replace(BASE, mask_absent_labels=True),
@@ -99,7 +99,7 @@ def run(
 
     clips = load_corpora(CORPORA, data_root=data_root)
     x, kept = extract_corpus(
-        clips, feature_set=DEFAULT.feature_set, cache_dir=default_cache_dir(), workers=1
+        clips, feature_set=FAST.feature_set, cache_dir=default_cache_dir(), workers=1
     )
     present = {c.label for c in kept}
     labels = [label for label in EMOTIONS if label in present]

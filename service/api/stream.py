@@ -32,8 +32,8 @@ Overload: when every slot is taken, the hop is skipped and the client gets
 ``{"type": "skipped", "start", "end", "error": "overloaded", "detail"}`` instead of an emotion
 event; the stream stays open and the next hop tries again. A live stream is a sequence of
 estimates of the latest window, so a missing estimate is what a client already sees when it
-sends faster than the server keeps up; closing would throw away the session (and its noise
-floor) for a load spike that a skipped hop absorbs. The skip is counted as an ``overloaded``
+sends faster than the server keeps up; closing would throw away the session (its window and
+speech state) for a load spike that a skipped hop absorbs. The skip is counted as an ``overloaded``
 error.
 
 Backpressure: one message is processed (and its inference awaited) before the next is read,
