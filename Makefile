@@ -50,7 +50,8 @@ train-accurate: $(VENV)/.dev  ## retrain the opt-in accurate model (pretrained e
 	$(BIN)/ser-train --data-root $(DATA) --recipe accurate --name ser-accurate \
 	  --out models/ser-accurate.onnx
 
-bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe beside both bundled models') -> docs/accuracy.*
+bench-accuracy: $(VENV)/.dev  ## accuracy benchmark (paper recipe, the bundled models, eGeMAPS reference) -> docs/accuracy.*
+	$(PIP) install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.accuracy --data-root $(DATA) $(BENCH_ACCURACY_ARGS)
 
 lint: $(VENV)/.dev

@@ -2,7 +2,8 @@
 
 A reference row in the accuracy benchmark only, never served: openSMILE's licence allows
 research use, not products. Needs the ``opensmile`` wheel (it bundles its native library) and
-scikit-learn, which no extra installs: ``pip install opensmile scikit-learn``. The accuracy
+scikit-learn, both in the ``bench`` extra (``pip install -e '.[bench]'``; ``make bench-accuracy``
+installs it). The accuracy
 benchmark runs it beside the recipes when both import (``--reference egemaps``).
 
     .venv/bin/python -m bench.egemaps [--data-root ../shared/data] [--seeds 42 43]
