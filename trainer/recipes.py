@@ -32,6 +32,24 @@ class Recipe:
     description: str
 
 
+#: The augmented copies every bundled model trains on: speed, white noise and babble at random
+#: SNRs, reverberation, gain, and two voice-changing copies with speeds outside 0.9-1.1 drawn per
+#: clip (pitch and formants together, a third of an octave down to a fifth up): more unlike
+#: voices than the corpora hold. Why each won, with figures: docs/experiments.md.
+AUGMENTATIONS = (
+    "speed0.9",
+    "speed1.1",
+    "white@0:30",
+    "babble@0:30",
+    "speed0.9+white@5:30",
+    "speed1.1+babble@5:30",
+    "reverb0.4+white@10:40",
+    "gain@-20:0",
+    "speed0.8:0.92",
+    "speed1.08:1.25",
+)
+
+
 PAPER = Recipe(
     name="paper",
     feature_set=get_feature_set("mfcc40-mean"),
@@ -59,18 +77,7 @@ DEFAULT = Recipe(
         # networks, and the five-corpus training fits its time budget.
         ensemble=1,
         balance="corpus",
-        augmentations=(
-            "speed0.9",
-            "speed1.1",
-            "white@0:30",
-            "babble@0:30",
-            "speed0.9+white@5:30",
-            "speed1.1+babble@5:30",
-            "reverb0.4+white@10:40",
-            "gain@-20:0",
-            "speed0.8:0.92",
-            "speed1.08:1.25",
-        ),
+        augmentations=AUGMENTATIONS,
     ),
     description="speech-stats-v2 (118 statistics) plus Whisper tiny.en's encoder (int8, layers "
     "2 and 3, mean and spread over time: 1,536 values), MLP 256-128, dropout 0.3, batch 128, "
@@ -93,21 +100,7 @@ FAST = Recipe(
         # Each corpus carries the same total weight: 2,800 TESS clips of two voices no longer
         # drown 454 EmoDB clips of ten (leaving one corpus out, +1.3 points over two seeds).
         balance="corpus",
-        augmentations=(
-            "speed0.9",
-            "speed1.1",
-            "white@0:30",
-            "babble@0:30",
-            "speed0.9+white@5:30",
-            "speed1.1+babble@5:30",
-            "reverb0.4+white@10:40",
-            "gain@-20:0",
-            # Two voice-changing copies, speeds outside 0.9-1.1 drawn per clip (pitch and
-            # formants together, a third of an octave down to a fifth up): more unlike voices
-            # than the corpora hold. Why they won, with figures: docs/experiments.md.
-            "speed0.8:0.92",
-            "speed1.08:1.25",
-        ),
+        augmentations=AUGMENTATIONS,
     ),
     description="speech-stats-v2 (118 statistics over speech frames, with a noise-floor gate), "
     "3 averaged MLPs 256-128, dropout 0.3, batch 128, class weights; speed (0.8-1.25), "
@@ -136,18 +129,7 @@ ACCURATE = Recipe(
         batch_size=128,
         class_weights=True,
         ensemble=3,
-        augmentations=(
-            "speed0.9",
-            "speed1.1",
-            "white@0:30",
-            "babble@0:30",
-            "speed0.9+white@5:30",
-            "speed1.1+babble@5:30",
-            "reverb0.4+white@10:40",
-            "gain@-20:0",
-            "speed0.8:0.92",
-            "speed1.08:1.25",
-        ),
+        augmentations=AUGMENTATIONS,
         fuse_statistics=1 / 3,
         label_smoothing=0.1,
     ),
