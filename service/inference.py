@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from service.audio import Source, decode_audio
 from service.errors import NoSpeechError
 from service.model import EmotionModel, Prediction
@@ -34,6 +36,39 @@ class ClipResult:
     timeline: dict[str, Any] | None = None
 
 
+def classify_samples(
+    model: EmotionModel, samples: np.ndarray, *, vad: VadConfig = DEFAULT_VAD
+) -> tuple[Prediction, float, dict[str, float]]:
+    """Find the speech in decoded mono ``samples`` (shape ``(n,)``, at the model's rate), then
+    classify the whole clip: what every entry point runs once its audio is decoded.
+
+    Returns
+    -------
+    prediction : Prediction
+    speech_s : float
+        Seconds of speech the detector found.
+    timings_s : dict
+        ``vad``, ``features`` and ``inference``, in seconds.
+
+    Raises
+    ------
+    service.errors.NoSpeechError
+        The detector found no speech.
+    """
+    rate = model.feature_set.sample_rate
+    t0 = time.perf_counter()
+    segments = speech_segments(samples, sample_rate=rate, config=vad)
+    if not segments:
+        raise NoSpeechError(samples.shape[0] / rate)
+    t1 = time.perf_counter()
+    features = model.feature_set.extract(samples)
+    t2 = time.perf_counter()
+    probs = model.predict_proba(features)[0]
+    t3 = time.perf_counter()
+    timings = {"vad": t1 - t0, "features": t2 - t1, "inference": t3 - t2}
+    return model.to_prediction(probs), speech_seconds(segments, sample_rate=rate), timings
+
+
 def classify_clip(
     model: EmotionModel,
     source: Source,
@@ -51,30 +86,22 @@ def classify_clip(
         The detector found no speech in the clip.
     """
     t0 = time.perf_counter()
-    rate = model.feature_set.sample_rate
-    audio = decode_audio(source, target_rate=rate, max_duration_s=max_duration_s)
+    audio = decode_audio(
+        source, target_rate=model.feature_set.sample_rate, max_duration_s=max_duration_s
+    )
     t1 = time.perf_counter()
-    segments = speech_segments(audio.samples, sample_rate=rate, config=vad)
-    if not segments:
-        raise NoSpeechError(audio.duration_s)
-    t2 = time.perf_counter()
-    features = model.feature_set.extract(audio.samples)
-    t3 = time.perf_counter()
-    probs = model.predict_proba(features)[0]
-    t4 = time.perf_counter()
+    try:
+        prediction, speech_s, stages = classify_samples(model, audio.samples, vad=vad)
+    except NoSpeechError:
+        # Said in the source's own duration, as the answer's duration_s is.
+        raise NoSpeechError(audio.duration_s) from None
     return ClipResult(
-        prediction=model.to_prediction(probs),
+        prediction=prediction,
         duration_s=audio.duration_s,
         source_rate=audio.source_rate,
         source_channels=audio.source_channels,
-        timings_s={
-            "decode": t1 - t0,
-            "vad": t2 - t1,
-            "features": t3 - t2,
-            "inference": t4 - t3,
-            "total": t4 - t0,
-        },
-        speech_s=speech_seconds(segments, sample_rate=rate),
+        timings_s={"decode": t1 - t0, **stages, "total": time.perf_counter() - t0},
+        speech_s=speech_s,
     )
 
 

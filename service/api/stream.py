@@ -59,11 +59,11 @@ from service.api.deps import LimiterDep, SettingsDep, StatsDep, ready_model
 from service.api.limiter import InflightLimiter
 from service.api.stats import ServiceStats
 from service.audio import MIN_SOURCE_RATE
-from service.errors import ErrorInfo, OverloadedError, describe_error
-from service.inference import prediction_fields
-from service.model import EmotionModel
+from service.errors import ErrorInfo, NoSpeechError, OverloadedError, describe_error
+from service.inference import classify_samples, prediction_fields
+from service.model import EmotionModel, Prediction
 from service.settings import Settings
-from service.vad import SegmentEvent, StreamingVad, speech_seconds, speech_segments
+from service.vad import SegmentEvent, StreamingVad
 
 log = logging.getLogger(__name__)
 
@@ -270,19 +270,13 @@ class _Session:
             "end": round(self.received / self.target, 3),
         }
 
-        def infer() -> tuple[np.ndarray, float, dict[str, float]] | None:
+        def infer() -> tuple[Prediction, float, dict[str, float]] | None:
             t0 = time.perf_counter()
-            segments = speech_segments(samples, sample_rate=self.target)
-            if not segments:
+            try:
+                prediction, speech_s, timings = classify_samples(model, samples)
+            except NoSpeechError:
                 return None
-            t1 = time.perf_counter()
-            features = model.feature_set.extract(samples)
-            t2 = time.perf_counter()
-            probs = model.predict_proba(features)[0]
-            t3 = time.perf_counter()
-            speech_s = speech_seconds(segments, sample_rate=self.target)
-            timings = {"vad": t1 - t0, "features": t2 - t1, "inference": t3 - t2, "total": t3 - t0}
-            return probs, speech_s, timings
+            return prediction, speech_s, {**timings, "total": time.perf_counter() - t0}
 
         try:
             # Taken on the event loop, so a refused hop costs no thread hop.
@@ -296,12 +290,12 @@ class _Session:
         if outcome is None:
             await self.websocket.send_json({"type": "no_speech", **span})
             return
-        probs, speech_s, timings = outcome
+        prediction, speech_s, timings = outcome
         self.stats.record_timing(timings)
         event: dict[str, Any] = {
             "type": "emotion",
             **span,
-            **prediction_fields(model.to_prediction(probs)),
+            **prediction_fields(prediction),
             "speech_s": round(speech_s, 3),
             # From the arrival of the message holding the window's last sample to this event.
             "latency_ms": round(1000 * (time.perf_counter() - arrived), 3),
